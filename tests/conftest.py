@@ -1,0 +1,93 @@
+import os
+import re
+
+import pytest
+
+import tracker
+from app import create_app
+from simulator import FakeClock, Simulator
+
+SECRET = "lib1-very-secret-key"
+OTHER_SECRET = "lib2-very-secret-key"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Keep the developer's own SMH_* settings out of every test."""
+    for name in list(os.environ):
+        if name.startswith(("SMH_", "CACHE_")) or name in ("DATABASE_URL", "FLASK_SECRET_KEY"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sim(clock):
+    simulator = Simulator(clock)
+    simulator.add_library("lib1", SECRET)
+    simulator.add_library("lib2", OTHER_SECRET)
+    return simulator
+
+
+@pytest.fixture
+def upstream(sim):
+    with sim.serve() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path, upstream):
+    """The dashboard's test configuration; a test may change it before asking for `app`."""
+    return {
+        "TESTING": True,
+        "SMH_LIBRARY_ID": "lib1",
+        "SMH_LIBRARY_NAME": "Marketing assets",
+        "SMH_LIBRARY_SECRET": SECRET,
+        "SMH_BASE_URL": upstream.base_url,
+        "SMH_RETRIES": 0,
+        "SMH_TIMEOUT": 2,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dashboard.sqlite3'}",
+        "FLASK_SECRET_KEY": "test-secret-key",
+    }
+
+
+@pytest.fixture
+def app(settings, clock, monkeypatch):
+    # The dashboard's clock and the simulated SMH's clock move together.
+    monkeypatch.setattr(tracker, "now", clock)
+    app = create_app(settings)
+    yield app
+    for watch in app.extensions["watches"].values():
+        watch.client.close()
+    app.extensions["store"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def csrf(client):
+    """Return a CSRF token the way a browser gets one: from a rendered page."""
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def next_window(app):
+    """Return a function that ends the current cache window (as if SMH_CACHE_SECONDS passed)."""
+
+    def expire():
+        with app.app_context():
+            tracker.cache.clear()
+
+    return expire

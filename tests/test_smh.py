@@ -1,0 +1,465 @@
+import logging
+import socket
+import threading
+
+import pytest
+
+import smh
+from simulator import Simulator
+from tests.conftest import SECRET
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def make_client(upstream, clock, sleeps):
+    made = []
+
+    def make(**options):
+        options.setdefault("secret", SECRET)
+        options.setdefault("base_url", upstream.base_url)
+        options.setdefault("retries", 0)
+        options.setdefault("read_timeout", 2)
+        options.setdefault("sleep", sleeps.append)
+        options.setdefault("clock", clock)
+        client = smh.SMHClient("lib1", **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def test_each_task_state_comes_back_with_its_result(sim, clock, make_client):
+    running = sim.add_task("lib1", run_seconds=600)
+    done = sim.add_task("lib1", run_seconds=10, delete_count=42)
+    empty = sim.add_task("lib1", run_seconds=10, outcome="empty")
+    failed = sim.add_task("lib1", run_seconds=10, outcome="failed")
+    odd = sim.add_task("lib1", run_seconds=10, outcome=418)
+    clock.advance(60)
+
+    statuses = make_client().query_tasks([running, done, empty, failed, odd])
+
+    assert [(s.task_id, s.state, s.code) for s in statuses] == [
+        (running, smh.RUNNING, 202),
+        (done, smh.DONE, 200),
+        (empty, smh.DONE_EMPTY, 204),
+        (failed, smh.FAILED, 500),
+        (odd, smh.UNKNOWN, 418),
+    ]
+    assert statuses[1].results == (smh.ResultEntry(err="", status=0, delete_count=42),)
+    assert statuses[1].delete_count == 42
+    assert statuses[1].raw == {
+        "taskId": done,
+        "status": 200,
+        "result": [{"err": "", "status": 0, "deleteCount": 42}],
+    }
+    assert statuses[3].results[0].err.startswith("InternalError")
+    assert [s.is_terminal for s in statuses] == [False, True, True, True, False]
+
+
+def test_running_task_becomes_done_as_time_passes(sim, clock, make_client):
+    task_id = sim.add_task("lib1", run_seconds=30, delete_count=7)
+    client = make_client()
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    clock.advance(31)
+    assert client.query_tasks([task_id])[0].state == smh.DONE
+
+
+def test_delete_counts_of_several_result_entries_are_summed():
+    status = smh.parse_task_item(
+        {
+            "taskId": 5,
+            "status": 200,
+            "result": [{"err": "", "status": 0, "deleteCount": 3}, {"deleteCount": 4}],
+        }
+    )
+    assert status.delete_count == 7
+    assert len(status.results) == 2
+
+
+def test_250_ids_are_asked_in_three_calls(sim, make_client):
+    ids = sim.add_tasks("lib1", 250, run_seconds=5)
+    sim.reset_calls()
+
+    statuses = make_client().query_tasks(ids)
+
+    assert sim.calls["task.query"] == 3
+    assert [len(asked) for asked in sim.task_queries] == [100, 100, 50]
+    assert [s.task_id for s in statuses] == ids
+    assert all(s.state == smh.RUNNING for s in statuses)
+
+
+def test_duplicate_ids_are_folded(sim, make_client):
+    task_id = sim.add_task("lib1")
+    statuses = make_client().query_tasks([task_id, task_id, task_id])
+    assert [s.task_id for s in statuses] == [task_id]
+    assert sim.task_queries == [[task_id]]
+
+
+def test_ids_smh_leaves_out_are_reported_missing(sim, clock, make_client):
+    known = sim.add_task("lib1", run_seconds=5)
+    forgotten = sim.add_task("lib1", run_seconds=5)
+    clock.advance(10)
+    sim.add_task("lib1", run_seconds=5, task_id=999_000, created_at=clock() - 40 * 86400)
+
+    statuses = make_client().query_tasks([known, 424242, forgotten, 999_000])
+
+    assert [(s.task_id, s.state) for s in statuses] == [
+        (known, smh.DONE),
+        (424242, smh.MISSING),
+        (forgotten, smh.DONE),
+        (999_000, smh.MISSING),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["400", "404"])
+def test_a_batch_refused_over_one_id_still_reports_the_others(clock, mode):
+    sim = Simulator(clock, unknown_ids=mode)
+    sim.add_library("lib1", SECRET)
+    ids = sim.add_tasks("lib1", 8, run_seconds=5)
+    clock.advance(10)
+    with sim.serve() as server:
+        client = smh.SMHClient("lib1", secret=SECRET, base_url=server.base_url, retries=0)
+        statuses = client.query_tasks([*ids[:3], 5, *ids[3:]])
+        client.close()
+
+    assert [s.state for s in statuses] == [smh.DONE] * 3 + [smh.MISSING] + [smh.DONE] * 5
+    assert statuses[3].refusal and f"HTTP {mode}" in statuses[3].refusal
+    # Halving finds the refused id in a handful of calls, not one call per id.
+    assert sim.calls["task.query"] <= 8
+
+
+def test_library_level_refusal_is_not_split(sim, make_client, upstream):
+    client = smh.SMHClient("nosuch", token="whatever", base_url=upstream.base_url, retries=0)
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1, 2, 3, 4])
+    client.close()
+    assert caught.value.status == 404
+    assert caught.value.code == "LibraryNotFound"
+    assert sim.calls["task.query"] == 1
+
+
+def test_one_token_is_minted_and_reused(sim, make_client):
+    client = make_client()
+    task_id = sim.add_task("lib1")
+    for _ in range(3):
+        client.query_tasks([task_id])
+    assert sim.calls["token.create"] == 1
+    assert sim.calls["task.query"] == 3
+
+
+def test_token_expired_mid_run_is_minted_once_and_the_call_retried_once(sim, make_client):
+    client = make_client()
+    task_id = sim.add_task("lib1")
+    client.query_tasks([task_id])
+    sim.expire_tokens()
+    sim.reset_calls()
+
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+
+    assert sim.calls == {"task.query": 2, "token.create": 1}
+
+
+def test_twenty_threads_on_an_expired_token_cause_one_mint(sim, make_client):
+    client = make_client()
+    task_id = sim.add_task("lib1")
+    client.query_tasks([task_id])
+    sim.expire_tokens()
+    sim.reset_calls()
+    start = threading.Barrier(20)
+    states, errors = [], []
+
+    def poll():
+        start.wait()
+        try:
+            states.append(client.query_tasks([task_id])[0].state)
+        except smh.SMHError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=poll) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert states == [smh.RUNNING] * 20
+    assert sim.calls["token.create"] == 1
+
+
+def test_token_is_renewed_before_it_expires(clock, make_client):
+    sim = Simulator(clock, token_lifetime=1200)
+    sim.add_library("lib1", SECRET)
+    task_id = sim.add_task("lib1", run_seconds=10_000)
+    with sim.serve() as server:
+        client = make_client(base_url=server.base_url)
+        client.query_tasks([task_id])
+        clock.advance(1100)  # inside the renewal margin, still valid
+        client.query_tasks([task_id])
+        clock.advance(1100)
+        client.query_tasks([task_id])
+    assert sim.calls["token.create"] == 1
+    assert sim.calls["token.renew"] == 2
+    assert sim.calls["task.query"] == 3
+
+
+def test_admin_token_is_minted_with_the_configured_period_and_user(sim, make_client, upstream):
+    client = make_client(user_id="ops-bot", token_period=3600)
+    client.query_tasks([sim.add_task("lib1")])
+    assert client._token_lifetime == 3600
+    # An admin token can clear history; a read-only one could not.
+    assert isinstance(client.clear_history(), int)
+
+
+def test_rejected_fixed_token_says_to_configure_a_new_one(sim, make_client):
+    token = sim.issue_token("lib1")
+    client = make_client(secret=None, token=token)
+    task_id = sim.add_task("lib1")
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    sim.revoke_token(token)
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([task_id])
+
+    assert caught.value.status == 403
+    assert caught.value.code == "InvalidAccessToken"
+    assert "configure a new one" in str(caught.value)
+    assert sim.calls["token.create"] == 0
+    assert sim.calls["task.query"] == 2
+
+
+def test_wrong_secret_is_reported(make_client):
+    with pytest.raises(smh.SMHError) as caught:
+        make_client(secret="not-the-secret").query_tasks([1])
+    assert (caught.value.status, caught.value.code) == (404, "WrongLibraryIdOrSecret")
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "EmptyAccessToken"),
+        (403, "NoPermission"),
+        (403, "LibraryServiceExpired"),
+        (404, "LibraryNotFound"),
+        (429, "RateLimitExceeded"),
+        (500, "InternalServerError"),
+        (503, "ServerOverloaded"),
+    ],
+)
+def test_smh_errors_carry_status_code_and_request_id(sim, make_client, status, code):
+    client = make_client()
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=status, code=code)
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+
+    error = caught.value
+    assert (error.status, error.code) == (status, code)
+    assert error.request_id
+    assert f"HTTP {status}" in str(error)
+    assert code in str(error)
+
+
+def test_timeout_becomes_an_error(sim, make_client):
+    client = make_client(read_timeout=0.2)
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("latency", endpoint="task.query", seconds=0.6)
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+    assert caught.value.is_timeout
+    assert "0.2s" in str(caught.value)
+
+
+def test_unreachable_smh_becomes_an_error():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = smh.SMHClient("lib1", secret=SECRET, base_url=f"http://127.0.0.1:{port}", retries=0)
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1])
+    client.close()
+    assert caught.value.code == "Unreachable"
+
+
+def test_429_is_retried_after_the_time_smh_asks_for(sim, make_client, sleeps):
+    client = make_client(retries=2)
+    task_id = sim.add_task("lib1")
+    client.query_tasks([task_id])
+    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=2)
+    sim.reset_calls()
+
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+
+    assert sleeps == [2.0]
+    assert sim.calls["task.query"] == 2
+
+
+def test_5xx_and_timeouts_are_retried_with_growing_backoff(sim, make_client, sleeps):
+    client = make_client(retries=3, backoff=0.5, read_timeout=0.3)
+    task_id = sim.add_task("lib1")
+    client.query_tasks([task_id])
+    sim.inject("error", endpoint="task.query", status=503, code="ServerOverloaded")
+    sim.inject("latency", endpoint="task.query", seconds=0.6)
+    sim.inject("error", endpoint="task.query", status=500)
+    sim.reset_calls()
+
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert sim.calls["task.query"] == 4
+
+
+def test_retries_give_up_after_the_configured_count(sim, make_client, sleeps):
+    client = make_client(retries=2)
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=500, times=None)
+    sim.reset_calls()
+    with pytest.raises(smh.SMHError):
+        client.query_tasks([1000])
+    assert sim.calls["task.query"] == 3
+    assert len(sleeps) == 2
+
+
+def test_retry_after_beyond_the_cap_is_not_waited_for(sim, make_client, sleeps):
+    client = make_client(retries=2, max_retry_after=30)
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=90)
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+    assert caught.value.retry_after == 90
+    assert sleeps == []
+
+
+def test_clear_history_is_never_retried_blindly(sim, make_client):
+    client = make_client(retries=3)
+    sim.inject("error", endpoint="history.clear", status=503, code="ServerOverloaded")
+    with pytest.raises(smh.SMHError):
+        client.clear_history()
+    assert sim.calls["history.clear"] == 1
+
+
+def test_clear_history_returns_the_task_id_and_respects_the_rate_limit(sim, clock, make_client):
+    client = make_client()
+    task_id = client.clear_history()
+    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.clear_history()
+    assert (caught.value.status, caught.value.code) == (429, "RateLimitExceeded")
+    assert caught.value.retry_after is not None
+
+    clock.advance(61)
+    assert client.clear_history() != task_id
+
+
+def test_history_settings_are_read(sim, make_client):
+    assert make_client().get_history_settings() == smh.HistorySettings(enabled=False)
+    sim.add_library("lib1", SECRET, history_enabled=True)
+    settings = make_client().get_history_settings()
+    assert settings.enabled is True
+    assert settings.count == 10
+    assert settings.expire_days == 30
+
+
+def test_clearing_with_history_enabled_is_refused(sim, make_client):
+    sim.add_library("lib1", SECRET, history_enabled=True)
+    with pytest.raises(smh.SMHError) as caught:
+        make_client().clear_history()
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("garbage", "BadAnswer"), ("truncated", "BadAnswer"), ("oversize", "AnswerTooLarge")],
+)
+def test_malformed_and_oversized_answers_are_errors(sim, make_client, kind, code):
+    client = make_client()
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject(kind, endpoint="task.query")
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "not an object",
+        {"status": 200},
+        {"taskId": 1},
+        {"taskId": True, "status": 200},
+        {"taskId": 1, "status": "200"},
+        {"taskId": 1, "status": 200, "result": ["nope"]},
+    ],
+)
+def test_malformed_task_items_are_errors(item):
+    with pytest.raises(smh.SMHError) as caught:
+        smh.parse_task_item(item)
+    assert caught.value.code == "BadAnswer"
+
+
+def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    texts, tokens = [], set()
+    client = make_client(retries=1, read_timeout=0.2)
+    task_id = sim.add_task("lib1")
+
+    def attempt(call):
+        try:
+            call()
+        except smh.SMHError as error:
+            texts.extend([str(error), repr(error), error.message])
+        if client._token:
+            tokens.add(client._token)
+
+    attempt(lambda: client.query_tasks([task_id]))
+    sim.expire_tokens()
+    attempt(lambda: client.query_tasks([task_id]))
+    for kind in ("garbage", "truncated", "oversize"):
+        sim.inject(kind, times=2)
+        attempt(lambda: client.query_tasks([task_id]))
+    sim.inject("latency", seconds=0.5, times=2)
+    attempt(lambda: client.query_tasks([task_id]))
+    sim.inject("error", status=403, code="InvalidAccessToken", times=3)
+    attempt(lambda: client.query_tasks([task_id]))
+    clock.advance(86400 - 100)
+    attempt(lambda: client.query_tasks([task_id]))  # renews: the token sits in the URL path
+    attempt(client.clear_history)
+    attempt(client.clear_history)
+    fixed = make_client(secret=None, token=sim.issue_token("lib1"), read_timeout=0.2)
+    tokens.add(fixed._token)
+    sim.expire_tokens()
+    for call in (lambda: fixed.query_tasks([task_id]), fixed.clear_history):
+        try:
+            call()
+        except smh.SMHError as error:
+            texts.extend([str(error), repr(error)])
+    texts.append(repr(client))
+    texts.append(repr(fixed))
+
+    assert sim.calls["token.renew"] >= 1
+    assert len(tokens) >= 3
+    everything = "\n".join(texts + [record.getMessage() for record in caplog.records])
+    assert "access_token=***" in everything  # the URLs are logged, redacted
+    assert SECRET not in everything
+    for token in tokens:
+        assert token not in everything
+
+
+def test_redact_hides_tokens_in_queries_and_paths():
+    text = redact_sample = (
+        "GET /api/v1/token/lib1/AbC-123?x=1 and /api/v1/task/lib1/1?access_token=T0k3n&user_id=u "
+        "and /api/v1/token?library_id=lib1&library_secret=S3cret&grant=admin"
+    )
+    clean = smh.redact(text)
+    assert "AbC-123" not in clean
+    assert "T0k3n" not in clean
+    assert "S3cret" not in clean
+    assert "user_id=u" in clean
+    assert redact_sample != clean
