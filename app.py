@@ -1,0 +1,66 @@
+"""The application factory: configuration in layers, then the parts bound together."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import commands
+import config
+import store
+import tracker
+import views
+
+
+def create_app(overrides: Mapping | None = None) -> Flask:
+    """Build the dashboard from defaults, then the environment, then the caller's overrides."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.DEFAULTS)
+    app.config.update(config.from_environ())
+    app.config.update(overrides or {})
+    try:
+        config.check_settings(app.config)
+        libraries = config.load_libraries(app.config)
+    except config.ConfigError as error:
+        raise SystemExit(f"Configuration error: {error}") from None
+
+    app.config["SECRET_KEY"] = app.config["FLASK_SECRET_KEY"] or _instance_secret_key(app)
+    app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or (
+        f"sqlite:///{os.path.join(app.instance_path, 'dashboard.sqlite3')}"
+    )
+    app.config.setdefault("CACHE_DEFAULT_TIMEOUT", app.config["SMH_CACHE_SECONDS"])
+    # Polls of one page must not outlive its CSRF token mid-shift: tokens live as long as the tab.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+
+    store.init_app(app)
+    tracker.init_app(app, libraries)
+    views.init_app(app)
+    commands.init_app(app, create_app)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+    return app
+
+
+def _instance_secret_key(app: Flask) -> str:
+    """Return a secret key kept under instance/, so sessions survive restarts and workers agree."""
+    path = os.path.join(app.instance_path, "secret_key")
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(app.instance_path, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as file:
+            return file.read().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key)
+    return key

@@ -1,0 +1,146 @@
+"""Command-line verbs: flask demo, track, untrack and refresh."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+import click
+from flask import Flask, current_app
+from werkzeug.serving import run_simple
+
+import store
+import tracker
+from simulator import Simulator
+
+DEMO_LIBRARIES = [
+    {"id": "demo-marketing", "name": "Marketing assets", "secret": "demo-marketing-secret"},
+    {"id": "demo-photos", "name": "Product photos", "secret": "demo-photos-secret"},
+]
+
+
+def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
+    """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
+    app.extensions["app_factory"] = factory
+    for command in (demo, track, untrack, refresh):
+        app.cli.add_command(command)
+
+
+def _library_or_fail(library_id: str):
+    library = tracker.get_library(library_id)
+    if library is None:
+        known = ", ".join(lib.id for lib in tracker.libraries()) or "none"
+        raise click.BadParameter(f"{library_id!r} is not configured (configured: {known})")
+    return library
+
+
+def _ids_or_fail(task_ids: tuple[str, ...]) -> list[int]:
+    try:
+        return tracker.parse_task_ids(" ".join(task_ids))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="TASK_ID") from None
+
+
+@click.command()
+@click.argument("library_id")
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("--label", default="", help="A note shown beside the tasks.")
+def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
+    """Track SMH tasks of a library (ids separated by spaces or commas)."""
+    library = _library_or_fail(library_id)
+    ids = _ids_or_fail(task_ids)
+    new = store.track_tasks(library.id, ids, label.strip()[:200], tracker.now())
+    click.echo(
+        f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
+    )
+
+
+@click.command()
+@click.argument("library_id")
+@click.argument("task_ids", nargs=-1, required=True)
+def untrack(library_id: str, task_ids: tuple[str, ...]) -> None:
+    """Stop tracking SMH tasks of a library."""
+    library = _library_or_fail(library_id)
+    removed = store.untrack_tasks(library.id, _ids_or_fail(task_ids))
+    click.echo(f"Stopped tracking {removed} task(s) in {library.id}.")
+
+
+@click.command()
+def refresh() -> None:
+    """Ask SMH once about every running task and print where each tracked task stands."""
+    failed = False
+    click.echo(f"{'LIBRARY':<24} {'TASK':>20}  {'STATE':<11} {'DELETED':>9}  LABEL")
+    for library in tracker.libraries():
+        outage = tracker.poll_library(library)
+        if outage:
+            failed = True
+            click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
+        for task in store.list_tasks(library.id, None, 0, None):
+            _echo_row(library.id, task)
+    if failed:
+        raise SystemExit(1)
+
+
+def _echo_row(library_id: str, task: store.Task) -> None:
+    deleted = "" if task.delete_count is None else str(task.delete_count)
+    click.echo(
+        f"{library_id:<24} {task.task_id:>20}  {task.state:<11} {deleted:>9}  {task.label or ''}"
+    )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Start a simulated SMH and the dashboard on demo libraries whose tasks play out live."""
+    sim = Simulator()
+    for entry in DEMO_LIBRARIES:
+        sim.add_library(entry["id"], entry["secret"])
+    upstream = sim.serve()
+    instance = current_app.instance_path
+    database = os.path.join(instance, "demo.sqlite3")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(database + suffix):
+            os.remove(database + suffix)
+    app = current_app.extensions["app_factory"](
+        {
+            "SMH_LIBRARY_ID": None,
+            "SMH_LIBRARIES_FILE": None,
+            "SMH_LIBRARIES": DEMO_LIBRARIES,
+            "SMH_BASE_URL": upstream.base_url,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "SMH_UNKNOWN_GRACE_SECONDS": 15,
+        }
+    )
+    with app.app_context():
+        _stage_demo(sim)
+    click.echo(f"Simulated SMH at {upstream.base_url}")
+    click.echo(f"Dashboard at http://{host}:{port}/  (Ctrl-C stops both)")
+    try:
+        # app.run() refuses to start from inside a `flask` command; run_simple is what it wraps.
+        run_simple(host, port, app, threaded=True)
+    finally:
+        upstream.shutdown()
+
+
+def _stage_demo(sim) -> None:
+    """Create demo tasks upstream and track them, so the first minute shows every state."""
+    now = tracker.now()
+    plan = [
+        ("demo-marketing", {"run_seconds": 20, "delete_count": 1834}, "Spring campaign cleanup"),
+        ("demo-marketing", {"run_seconds": 45, "delete_count": 12077}, "Old product shots"),
+        ("demo-marketing", {"run_seconds": 30, "outcome": "failed"}, "Archive 2023"),
+        ("demo-marketing", {"run_seconds": 60, "outcome": "empty"}, "Already clean folder"),
+        (
+            "demo-marketing",
+            {"run_seconds": 600, "created_at": now - 7200, "delete_count": 530},
+            "Morning run",
+        ),
+        ("demo-photos", {"run_seconds": 90, "delete_count": 402}, "Catalogue refresh"),
+        ("demo-photos", {"run_seconds": 5, "created_at": now - 86400 * 3}, None),
+    ]
+    for library_id, task, label in plan:
+        task_id = sim.add_task(library_id, **task)
+        store.track_tasks(library_id, [task_id], label, now)
+    # An id SMH never heard of: it is checked for the grace period, then shown as unknown.
+    store.track_tasks("demo-marketing", [999999], "Typo in the task id", now)

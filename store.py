@@ -1,0 +1,292 @@
+"""The dashboard's own record of tracked tasks, in the database DATABASE_URL names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+import smh
+
+PENDING = "pending"
+# What a row's state may be: SMH's states (smh.RUNNING … smh.MISSING) plus PENDING, a task not
+# yet answered for.
+POLLED_STATES = (PENDING, smh.RUNNING, smh.UNKNOWN)
+FILTERS = {
+    "running": (PENDING, smh.RUNNING),
+    "done": (smh.DONE, smh.DONE_EMPTY),
+    "failed": (smh.FAILED,),
+    "unknown": (smh.UNKNOWN, smh.MISSING),
+}
+
+metadata = MetaData()
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("library_id", String(64), primary_key=True),
+    Column("task_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("label", String(200)),
+    Column("state", String(16), nullable=False),
+    Column("smh_status", Integer),
+    Column("delete_count", BigInteger),
+    Column("results", JSON),
+    Column("last_answer", JSON),
+    Column("added_at", Float, nullable=False),
+    Column("watch_from", Float, nullable=False),
+    Column("first_running_at", Float),
+    Column("finished_at", Float),
+    Column("checked_at", Float),
+    Index("ix_tasks_library_state", "library_id", "state"),
+    Index("ix_tasks_library_added", "library_id", "added_at"),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One tracked task as the dashboard last knew it; times are Unix seconds."""
+
+    library_id: str
+    task_id: int
+    label: str | None
+    state: str
+    smh_status: int | None
+    delete_count: int | None
+    results: list | None
+    last_answer: dict | None
+    added_at: float
+    watch_from: float
+    first_running_at: float | None
+    finished_at: float | None
+    checked_at: float | None
+
+    @property
+    def is_polled(self) -> bool:
+        """Tell whether the dashboard still asks SMH about this task."""
+        return self.state in POLLED_STATES
+
+
+def init_app(app: Flask) -> None:
+    """Open the database named by DATABASE_URL and create the schema on first run."""
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _tune_sqlite)
+    metadata.create_all(engine)
+    app.extensions["store"] = engine
+
+
+def _tune_sqlite(connection, _record) -> None:
+    # WAL lets page polls read while a poll writes; the busy timeout makes writers queue, not fail.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _engine() -> Engine:
+    return current_app.extensions["store"]
+
+
+def track_tasks(library_id: str, task_ids: Iterable[int], label: str | None, now: float):
+    """Start tracking tasks; return the ids that were new (tracking twice is a no-op)."""
+    ids = list(dict.fromkeys(task_ids))
+    for _attempt in range(3):
+        try:
+            with _engine().begin() as conn:
+                known = set(
+                    conn.scalars(
+                        select(tasks.c.task_id).where(
+                            tasks.c.library_id == library_id, tasks.c.task_id.in_(ids)
+                        )
+                    )
+                )
+                new = [i for i in ids if i not in known]
+                if new:
+                    conn.execute(
+                        insert(tasks),
+                        [
+                            {
+                                "library_id": library_id,
+                                "task_id": i,
+                                "label": label or None,
+                                "state": PENDING,
+                                "added_at": now,
+                                "watch_from": now,
+                            }
+                            for i in new
+                        ],
+                    )
+                return new
+        except IntegrityError:
+            # Someone tracked one of these ids between our read and our write: read again.
+            continue
+    raise RuntimeError("could not track tasks: the database kept changing underneath")
+
+
+def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
+    """Stop tracking tasks and forget what was recorded about them; return how many were."""
+    with _engine().begin() as conn:
+        result = conn.execute(
+            delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
+        )
+        return result.rowcount
+
+
+def polled_ids(library_id: str) -> list[int]:
+    """Return the ids of the library's tasks that SMH should still be asked about."""
+    with _engine().connect() as conn:
+        return list(
+            conn.scalars(
+                select(tasks.c.task_id)
+                .where(tasks.c.library_id == library_id, tasks.c.state.in_(POLLED_STATES))
+                .order_by(tasks.c.task_id)
+            )
+        )
+
+
+def record_statuses(
+    library_id: str, statuses: Iterable[smh.TaskStatus], now: float, grace_seconds: float
+) -> None:
+    """Store what SMH answered for tasks still polled; a task it forgot past grace is missing."""
+    by_id = {s.task_id: s for s in statuses}
+    if not by_id:
+        return
+    with _engine().begin() as conn:
+        rows = conn.execute(
+            select(tasks).where(
+                tasks.c.library_id == library_id,
+                tasks.c.task_id.in_(list(by_id)),
+                tasks.c.state.in_(POLLED_STATES),
+            )
+        ).mappings()
+        changes = [_observe(dict(row), by_id[row["task_id"]], now, grace_seconds) for row in rows]
+        if changes:
+            columns = ("state", "smh_status", "delete_count", "results", "last_answer")
+            stmt = (
+                update(tasks)
+                .where(
+                    and_(
+                        tasks.c.library_id == bindparam("b_library_id"),
+                        tasks.c.task_id == bindparam("b_task_id"),
+                    )
+                )
+                .values(
+                    {c: bindparam(c) for c in columns}
+                    | {
+                        "first_running_at": bindparam("first_running_at"),
+                        "finished_at": bindparam("finished_at"),
+                        "checked_at": bindparam("checked_at"),
+                    }
+                )
+            )
+            conn.execute(stmt, changes)
+
+
+def _observe(row: dict, status: smh.TaskStatus, now: float, grace_seconds: float) -> dict:
+    change = {
+        "b_library_id": row["library_id"],
+        "b_task_id": row["task_id"],
+        "checked_at": now,
+        **{c: row[c] for c in ("state", "smh_status", "delete_count", "results", "last_answer")},
+        "first_running_at": row["first_running_at"],
+        "finished_at": row["finished_at"],
+    }
+    if status.state == smh.MISSING:
+        # A task tracked moments ago may not be listed yet; past the grace period SMH has
+        # forgotten it (or never had it), and the last known state stays as it was.
+        if now - row["watch_from"] >= grace_seconds:
+            change["state"] = smh.MISSING
+        return change
+    change.update(
+        state=status.state,
+        smh_status=status.code,
+        delete_count=status.delete_count,
+        results=[
+            {"err": r.err, "status": r.status, "deleteCount": r.delete_count}
+            for r in status.results
+        ]
+        or None,
+        last_answer=status.raw,
+    )
+    if status.state == smh.RUNNING and change["first_running_at"] is None:
+        change["first_running_at"] = now
+    if status.is_terminal and change["finished_at"] is None:
+        change["finished_at"] = now
+    return change
+
+
+def recheck_task(library_id: str, task_id: int, now: float) -> bool:
+    """Ask SMH about a task marked unknown upstream again, with a fresh grace period."""
+    with _engine().begin() as conn:
+        result = conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.library_id == library_id,
+                tasks.c.task_id == task_id,
+                tasks.c.state == smh.MISSING,
+            )
+            .values(state=PENDING, watch_from=now)
+        )
+        return result.rowcount == 1
+
+
+def get_task(library_id: str, task_id: int) -> Task | None:
+    """Return one tracked task, or None if it is not tracked."""
+    with _engine().connect() as conn:
+        row = conn.execute(
+            select(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id == task_id)
+        ).first()
+    return Task(**row._mapping) if row else None
+
+
+def list_tasks(
+    library_id: str, states: Iterable[str] | None, offset: int = 0, limit: int | None = None
+) -> list[Task]:
+    """Return one page of the library's tasks, newest first, optionally only some states."""
+    query = select(tasks).where(tasks.c.library_id == library_id)
+    if states is not None:
+        query = query.where(tasks.c.state.in_(list(states)))
+    query = query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
+    with _engine().connect() as conn:
+        rows = conn.execute(query.offset(offset).limit(limit))
+        return [Task(**row._mapping) for row in rows]
+
+
+def count_states(library_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Count tasks by state for each library: {library_id: {state: n}}."""
+    counts: dict[str, dict[str, int]] = {i: {} for i in library_ids}
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            select(tasks.c.library_id, tasks.c.state, func.count())
+            .where(tasks.c.library_id.in_(list(counts)))
+            .group_by(tasks.c.library_id, tasks.c.state)
+        )
+        for library_id, state, n in rows:
+            counts[library_id][state] = n
+    return counts

@@ -1,0 +1,220 @@
+"""The tracker: asks SMH about tracked tasks, sharing answers between pages and backing off."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from flask_caching import Cache
+
+import smh
+import store
+from config import Library
+
+log = logging.getLogger(__name__)
+
+cache = Cache()
+
+MAX_TASK_ID = 2**63 - 1
+MAX_IDS_AT_ONCE = 100
+
+
+@dataclass
+class Watch:
+    """A configured library with its SMH client and the lock that coalesces its fetches."""
+
+    library: Library
+    client: smh.SMHClient
+    lock: threading.Lock
+
+
+@dataclass(frozen=True)
+class Outage:
+    """SMH failing for a library: since when, what it said, and when to ask again."""
+
+    since: float
+    message: str
+    status: int | None
+    code: str | None
+    request_id: str | None
+    failures: int
+    retry_at: float
+
+    @property
+    def is_timeout(self) -> bool:
+        """Tell whether the last failure was SMH not answering in time."""
+        return self.code == "Timeout"
+
+
+def now() -> float:
+    """Return the current time in Unix seconds (tests move it)."""
+    return time.time()
+
+
+def init_app(app: Flask, libraries: list[Library]) -> None:
+    """Build an SMH client for each library and bind the answer cache."""
+    config = app.config
+    app.extensions["watches"] = {
+        library.id: Watch(
+            library=library,
+            client=smh.SMHClient(
+                library.id,
+                secret=library.secret,
+                token=library.token,
+                user_id=library.user_id,
+                base_url=library.base_url,
+                token_period=config["SMH_TOKEN_PERIOD"],
+                read_timeout=config["SMH_TIMEOUT"],
+                retries=config["SMH_RETRIES"],
+                max_ids_per_call=config["SMH_MAX_IDS_PER_CALL"],
+            ),
+            lock=threading.Lock(),
+        )
+        for library in libraries
+    }
+    cache.init_app(app)
+
+
+def libraries() -> list[Library]:
+    """Return the configured libraries in configuration order."""
+    return [w.library for w in current_app.extensions["watches"].values()]
+
+
+def get_library(library_id: str) -> Library | None:
+    """Return the configured library with this id, or None."""
+    watch = current_app.extensions["watches"].get(library_id)
+    return watch.library if watch else None
+
+
+def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
+    """Parse task ids typed by a person; raise ValueError with a message they can act on."""
+    tokens = [t for t in re.split(separators, text.strip()) if t]
+    if not tokens:
+        raise ValueError("Enter at least one task id.")
+    ids = []
+    for token in tokens:
+        if not token.isascii() or not token.isdigit() or not 0 < int(token) <= MAX_TASK_ID:
+            shown = token if len(token) <= 24 else token[:21] + "…"
+            raise ValueError(
+                f"“{shown}” is not a task id: task ids are whole numbers from 1 to {MAX_TASK_ID}."
+            )
+        ids.append(int(token))
+    ids = list(dict.fromkeys(ids))
+    if len(ids) > MAX_IDS_AT_ONCE:
+        raise ValueError(f"That is {len(ids)} task ids; give at most {MAX_IDS_AT_ONCE} at once.")
+    return ids
+
+
+def _key(library_id: str, task_id: int) -> str:
+    return f"smh-task/{library_id}/{task_id}"
+
+
+def _outage_key(library_id: str) -> str:
+    return f"smh-outage/{library_id}"
+
+
+def current_outage(library_id: str) -> Outage | None:
+    """Return the library's ongoing SMH failure, if its last call failed."""
+    return cache.get(_outage_key(library_id))
+
+
+def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
+    if not task_ids:
+        return {}
+    values = cache.get_many(*(_key(library_id, i) for i in task_ids))
+    return {i: v for i, v in zip(task_ids, values, strict=True) if v is not None}
+
+
+def fetch_statuses(
+    library: Library, task_ids: list[int]
+) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
+    """Return SMH's answers for these tasks, reusing recent ones; at most one upstream call.
+
+    Concurrent callers for one library wait for a single fetch instead of each asking SMH, and
+    the fetch also takes in every task the library still polls, so that all pages and proxy
+    callers share one batched query per cache window. While SMH is failing, no call is made
+    before the back-off runs out; the outage is returned instead.
+    """
+    found = _cached(library.id, task_ids)
+    if len(found) == len(task_ids):
+        return found, None
+    watch = current_app.extensions["watches"][library.id]
+    with watch.lock:
+        missing = [i for i in task_ids if i not in found]
+        found |= _cached(library.id, missing)
+        missing = [i for i in missing if i not in found]
+        if not missing:
+            return found, None
+        outage = current_outage(library.id)
+        if outage and outage.retry_at > now():
+            return found, outage
+        asked = set(missing)
+        others = [i for i in store.polled_ids(library.id) if i not in found and i not in asked]
+        others_cached = _cached(library.id, others)
+        wanted = missing + [i for i in others if i not in others_cached]
+        try:
+            statuses = watch.client.query_tasks(wanted)
+        except smh.SMHError as error:
+            return found, _record_outage(library.id, error, outage)
+        seconds = current_app.config["SMH_CACHE_SECONDS"]
+        if seconds > 0:
+            cache.set_many({_key(library.id, s.task_id): s for s in statuses}, timeout=seconds)
+        if outage:
+            cache.delete(_outage_key(library.id))
+            log.info("SMH answers again for library %s", library.id)
+        store.record_statuses(
+            library.id, statuses, now(), current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
+        )
+        wanted_here = set(task_ids)
+        found |= {s.task_id: s for s in statuses if s.task_id in wanted_here}
+        return found, None
+
+
+def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None) -> Outage:
+    config = current_app.config
+    failures = previous.failures + 1 if previous else 1
+    delay = min(config["SMH_MAX_BACKOFF_SECONDS"], config["SMH_POLL_SECONDS"] * 2 ** (failures - 1))
+    if error.retry_after is not None:
+        delay = max(delay, min(error.retry_after, 600.0))
+    at = now()
+    outage = Outage(
+        since=previous.since if previous else at,
+        message=error.message,
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        failures=failures,
+        retry_at=at + delay,
+    )
+    # Kept well past the back-off so that "since" survives; a success deletes it.
+    cache.set(_outage_key(library_id), outage, timeout=max(3600, math.ceil(delay) * 2))
+    log.warning(
+        "SMH failed for library %s (%s); failure %d, next try in %.0fs",
+        library_id,
+        error,
+        failures,
+        delay,
+    )
+    return outage
+
+
+def poll_library(library: Library) -> Outage | None:
+    """Bring the library's polled tasks up to date; return the ongoing outage, if any."""
+    ids = store.polled_ids(library.id)
+    if not ids:
+        return None
+    _, outage = fetch_statuses(library, ids)
+    return outage
+
+
+def poll_seconds(outage: Outage | None) -> float:
+    """Return how long a page should wait before its next poll."""
+    seconds = current_app.config["SMH_POLL_SECONDS"]
+    if outage is None:
+        return seconds
+    return max(seconds, min(current_app.config["SMH_MAX_BACKOFF_SECONDS"], outage.retry_at - now()))

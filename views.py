@@ -1,0 +1,356 @@
+"""The dashboard's pages, their live fragments, and the JSON proxy of SMH's task query."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+import smh
+import store
+import tracker
+
+bp = Blueprint("dashboard", __name__)
+csrf = CSRFProtect()
+
+TASK_ID = f"int(min=1, max={tracker.MAX_TASK_ID}):task_id"
+BADGES = {
+    store.PENDING: ("Waiting for SMH", "running"),
+    smh.RUNNING: ("Running", "running"),
+    smh.DONE: ("Done", "done"),
+    smh.DONE_EMPTY: ("Done, no result", "done"),
+    smh.FAILED: ("Failed", "failed"),
+    smh.UNKNOWN: ("Unknown status", "unknown"),
+    smh.MISSING: ("Unknown upstream", "unknown"),
+}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages, the CSRF guard and the error pages."""
+    csrf.init_app(app)
+    app.register_blueprint(bp)
+    app.register_error_handler(CSRFError, form_expired)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, server_error)
+    app.jinja_env.filters.update(
+        ago=ago, utc=utc, iso=iso, duration=duration, pretty_json=pretty_json
+    )
+    app.jinja_env.globals.update(badge=badge)
+
+
+def _library_or_404(library_id: str):
+    library = tracker.get_library(library_id)
+    if library is None:
+        abort(404, description=f"No media library “{library_id}” is configured here.")
+    return library
+
+
+@bp.get("/")
+def index():
+    """Show every configured library with its tasks counted by state."""
+    libraries = tracker.libraries()
+    counts = store.count_states(lib.id for lib in libraries)
+    return render_template(
+        "index.html", libraries=libraries, counts={k: _summary(v) for k, v in counts.items()}
+    )
+
+
+@bp.get("/libraries/<library_id>")
+def library(library_id: str):
+    """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
+    library = _library_or_404(library_id)
+    return render_template("library.html", **_tasks_context(library), form={})
+
+
+@bp.get("/libraries/<library_id>/rows")
+def library_rows(library_id: str):
+    """Render the live part of a library page, for htmx to swap in on each poll."""
+    library = _library_or_404(library_id)
+    return render_template("library_rows.html", **_tasks_context(library))
+
+
+def _tasks_context(library) -> dict:
+    state = request.args.get("state") or None
+    if state is not None and state not in store.FILTERS:
+        abort(
+            400,
+            description=f"Unknown state filter “{state}”: use running, done, failed or unknown.",
+        )
+    page = request.args.get("page", "1")
+    if not page.isdigit() or int(page) < 1:
+        abort(400, description=f"Page “{page}” is not a page number.")
+    page = int(page)
+    outage = tracker.poll_library(library)
+    summary = _summary(store.count_states([library.id])[library.id])
+    per_page = current_app.config["TASKS_PER_PAGE"]
+    total = summary[state] if state else summary["all"]
+    pages = max(1, math.ceil(total / per_page))
+    if page > pages:
+        abort(404, description=f"There is no page {page}; this list has {pages}.")
+    tasks = store.list_tasks(
+        library.id, store.FILTERS[state] if state else None, (page - 1) * per_page, per_page
+    )
+    running = f"({summary['running']} running) " if summary["running"] else ""
+    return {
+        "title": f"{running}{library.name}",
+        "library": library,
+        "tasks": tasks,
+        "summary": summary,
+        "state": state,
+        "page": page,
+        "pages": pages,
+        "outage": outage,
+        "poll_seconds": tracker.poll_seconds(outage),
+        "now": tracker.now(),
+    }
+
+
+def _summary(by_state: dict[str, int]) -> dict[str, int]:
+    summary = {
+        name: sum(by_state.get(s, 0) for s in states) for name, states in store.FILTERS.items()
+    }
+    summary["all"] = sum(by_state.values())
+    summary["polled"] = sum(by_state.get(s, 0) for s in store.POLLED_STATES)
+    return summary
+
+
+@bp.post("/libraries/<library_id>/tasks")
+def track_tasks(library_id: str):
+    """Track the task ids typed into the form, then go back to the library page."""
+    library = _library_or_404(library_id)
+    form = {"task_ids": request.form.get("task_ids", ""), "label": request.form.get("label", "")}
+    label = form["label"].strip()
+    try:
+        ids = tracker.parse_task_ids(form["task_ids"])
+        if len(label) > 200:
+            raise ValueError("Keep the label under 200 characters.")
+    except ValueError as error:
+        context = _tasks_context(library)
+        return render_template("library.html", **context, form=form, form_error=str(error)), 400
+    new = store.track_tasks(library.id, ids, label, tracker.now())
+    already = len(ids) - len(new)
+    message = f"Now tracking {_plural(len(new), 'task')}."
+    if already:
+        message += f" {_plural(already, 'was', 'were')} already tracked."
+    flash(message)
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/untrack")
+def untrack_task(library_id: str, task_id: int):
+    """Stop tracking one task."""
+    library = _library_or_404(library_id)
+    if store.untrack_tasks(library.id, [task_id]):
+        flash(f"Task {task_id} is no longer tracked.")
+    else:
+        flash(f"Task {task_id} was not tracked.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/recheck")
+def recheck_task(library_id: str, task_id: int):
+    """Ask SMH again about a task it did not know."""
+    library = _library_or_404(library_id)
+    if store.recheck_task(library.id, task_id, tracker.now()):
+        flash(f"Checking task {task_id} with SMH again.")
+    back = request.form.get("back") == "task"
+    if back:
+        return redirect(url_for(".task", library_id=library.id, task_id=task_id), 303)
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>")
+def task(library_id: str, task_id: int):
+    """Show everything known about one task: results, timeline and SMH's last answer."""
+    library = _library_or_404(library_id)
+    return render_template("task.html", **_task_context(library, task_id))
+
+
+@bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>/detail")
+def task_detail(library_id: str, task_id: int):
+    """Render the live part of a task page, for htmx to swap in on each poll."""
+    library = _library_or_404(library_id)
+    return render_template("task_detail.html", **_task_context(library, task_id))
+
+
+def _task_context(library, task_id: int) -> dict:
+    outage = None
+    found = store.get_task(library.id, task_id)
+    if found is None:
+        abort(404, description=f"Task {task_id} is not tracked in {library.name}.")
+    if found.is_polled:
+        outage = tracker.poll_library(library)
+        found = store.get_task(library.id, task_id) or abort(404)
+    return {
+        "library": library,
+        "task": found,
+        "outage": outage,
+        "poll_seconds": tracker.poll_seconds(outage),
+        "now": tracker.now(),
+    }
+
+
+@bp.get("/api/v1/task/<library_id>/<task_id_list>")
+def proxy_tasks(library_id: str, task_id_list: str):
+    """Answer SMH's task query for a configured library, without a token, through the cache."""
+    library = tracker.get_library(library_id)
+    if library is None:
+        return _smh_error(404, "LibraryNotFound", f"No media library {library_id} is configured.")
+    try:
+        ids = tracker.parse_task_ids(task_id_list, separators=",")
+    except ValueError as error:
+        code = "TooManyItems" if "at most" in str(error) else "ParamInvalid"
+        return _smh_error(400, code, str(error))
+    found, outage = tracker.fetch_statuses(library, ids)
+    if outage is not None and len(found) < len(ids):
+        return _outage_error(outage)
+    items = [found[i].raw for i in ids if i in found and found[i].state != smh.MISSING]
+    return jsonify(items)
+
+
+def _outage_error(outage: tracker.Outage):
+    if outage.status is not None and 400 <= outage.status < 500:
+        status, code = outage.status, outage.code or "UpstreamRefused"
+    elif outage.is_timeout:
+        status, code = 504, "GatewayTimeout"
+    else:
+        status, code = 502, "BadGateway"
+    response = _smh_error(status, code, f"SMH failed: {outage.message}", outage.request_id)
+    response.headers["Retry-After"] = str(max(1, math.ceil(outage.retry_at - tracker.now())))
+    return response
+
+
+def _smh_error(status: int, code: str, message: str, request_id: str | None = None):
+    body = {"code": code, "message": message}
+    if request_id:
+        body["requestId"] = request_id
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Say the dashboard is up, cheaply (for load balancers and the benchmark)."""
+    return {"status": "ok"}
+
+
+@bp.after_app_request
+def add_security_headers(response):
+    """Forbid inline scripts, framing and MIME sniffing on every answer."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.headers.get("HX-Request"):
+        response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def form_expired(error: CSRFError):
+    """Explain a rejected form instead of a bare 400."""
+    message = (
+        "This form has expired or did not come from this dashboard. Reload the page and try again."
+    )
+    return render_template("error.html", status=400, message=message), 400
+
+
+def http_error(error: HTTPException):
+    """Show 4xx errors as a page, or in SMH's error shape on the API."""
+    if _wants_json():
+        code = {404: "RouteNotFound", 405: "MethodNotAllowed"}.get(error.code, "ParamInvalid")
+        return _smh_error(error.code or 400, code, error.description or error.name)
+    return render_template("error.html", status=error.code, message=error.description), error.code
+
+
+def server_error(error: Exception):
+    """Log an unexpected failure and show a plain page that leaks nothing."""
+    if isinstance(error, HTTPException):
+        return http_error(error)
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    message = "Something went wrong on the dashboard. The error was logged."
+    if _wants_json():
+        return _smh_error(500, "InternalServerError", message)
+    return render_template("error.html", status=500, message=message), 500
+
+
+def badge(task: store.Task) -> tuple[str, str]:
+    """Return a task's badge text and colour class."""
+    text, tone = BADGES.get(task.state, ("Unknown", "unknown"))
+    if task.state == smh.UNKNOWN and task.smh_status is not None:
+        text = f"Unknown status {task.smh_status}"
+    return text, tone
+
+
+def pretty_json(value: object) -> str:
+    """Indent JSON for reading."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    if many is None:
+        return f"{n} {one}" if n == 1 else f"{n} {one}s"
+    return f"{n} {one}" if n == 1 else f"{n} {many}"
+
+
+def utc(timestamp: float | None) -> str:
+    """Format a Unix time as an absolute UTC time."""
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso(timestamp: float | None) -> str:
+    """Format a Unix time as ISO 8601 in UTC, for machine-readable datetime attributes."""
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def ago(timestamp: float | None, now: float) -> str:
+    """Format a Unix time relative to now: 'just now', '4 min ago', '3 days ago'."""
+    if timestamp is None:
+        return "never"
+    seconds = now - timestamp
+    if seconds < 5:
+        return "just now"
+    return f"{duration(seconds, short=True)} ago"
+
+
+def duration(seconds: float | None, short: bool = False) -> str:
+    """Spell a duration out: '45 s', '4 min 10 s', '2 h 5 min', '3 days'."""
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min" if short or not secs else f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h" if short or not minutes else f"{hours} h {minutes} min"
+    return f"{hours // 24} days"
