@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
 import store
@@ -42,6 +43,7 @@ def _ids_or_fail(task_ids: tuple[str, ...]) -> list[int]:
 
 
 @click.command()
+@with_appcontext
 @click.argument("library_id")
 @click.argument("task_ids", nargs=-1, required=True)
 @click.option("--label", default="", help="A note shown beside the tasks.")
@@ -56,6 +58,7 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
 
 
 @click.command()
+@with_appcontext
 @click.argument("library_id")
 @click.argument("task_ids", nargs=-1, required=True)
 def untrack(library_id: str, task_ids: tuple[str, ...]) -> None:
@@ -66,6 +69,7 @@ def untrack(library_id: str, task_ids: tuple[str, ...]) -> None:
 
 
 @click.command()
+@with_appcontext
 def refresh() -> None:
     """Ask SMH once about every running task and print where each tracked task stands."""
     failed = False
@@ -89,6 +93,7 @@ def _echo_row(library_id: str, task: store.Task) -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:

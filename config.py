@@ -31,6 +31,8 @@ DEFAULTS = {
     "CACHE_TYPE": "SimpleCache",
     "CACHE_REDIS_URL": None,
     "CACHE_DIR": None,
+    # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
+    "CACHE_THRESHOLD": 100_000,
     "TASKS_PER_PAGE": 50,
 }
 
@@ -44,6 +46,7 @@ NUMBERS = {
     "SMH_MAX_BACKOFF_SECONDS": (float, 2.0),
     "SMH_UNKNOWN_GRACE_SECONDS": (float, 0.0),
     "TRUSTED_PROXIES": (int, 0),
+    "CACHE_THRESHOLD": (int, 1),
     "TASKS_PER_PAGE": (int, 1),
 }
 

@@ -127,7 +127,12 @@ def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     if not task_ids:
         return {}
     values = cache.get_many(*(_key(library_id, i) for i in task_ids))
-    return {i: v for i, v in zip(task_ids, values, strict=True) if v is not None}
+    # Entries carry their fetch time so that a window also ends by the tracker's clock, which
+    # tests move by hand; the cache's own timeout ends it by the wall clock.
+    oldest = now() - current_app.config["SMH_CACHE_SECONDS"]
+    return {
+        i: v[1] for i, v in zip(task_ids, values, strict=True) if v is not None and v[0] > oldest
+    }
 
 
 def fetch_statuses(
@@ -163,7 +168,10 @@ def fetch_statuses(
             return found, _record_outage(library.id, error, outage)
         seconds = current_app.config["SMH_CACHE_SECONDS"]
         if seconds > 0:
-            cache.set_many({_key(library.id, s.task_id): s for s in statuses}, timeout=seconds)
+            fetched_at = now()
+            cache.set_many(
+                {_key(library.id, s.task_id): (fetched_at, s) for s in statuses}, timeout=seconds
+            )
         if outage:
             cache.delete(_outage_key(library.id))
             log.info("SMH answers again for library %s", library.id)

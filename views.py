@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 
 from flask import (
@@ -28,6 +29,7 @@ import tracker
 bp = Blueprint("dashboard", __name__)
 csrf = CSRFProtect()
 
+TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 TASK_ID = f"int(min=1, max={tracker.MAX_TASK_ID}):task_id"
 BADGES = {
     store.PENDING: ("Waiting for SMH", "running"),
@@ -215,11 +217,16 @@ def proxy_tasks(library_id: str, task_id_list: str):
     library = tracker.get_library(library_id)
     if library is None:
         return _smh_error(404, "LibraryNotFound", f"No media library {library_id} is configured.")
+    if not TASK_ID_LIST.fullmatch(task_id_list):
+        message = "TaskIdList must be task ids separated by commas, such as 10 or 10,12,13."
+        return _smh_error(400, "ParamInvalid", message)
+    if len(set(task_id_list.split(","))) > tracker.MAX_IDS_AT_ONCE:
+        message = f"Ask for at most {tracker.MAX_IDS_AT_ONCE} task ids at once."
+        return _smh_error(400, "TooManyItems", message)
     try:
         ids = tracker.parse_task_ids(task_id_list, separators=",")
     except ValueError as error:
-        code = "TooManyItems" if "at most" in str(error) else "ParamInvalid"
-        return _smh_error(400, code, str(error))
+        return _smh_error(400, "ParamInvalid", str(error))
     found, outage = tracker.fetch_statuses(library, ids)
     if outage is not None and len(found) < len(ids):
         return _outage_error(outage)

@@ -83,11 +83,10 @@ def csrf(client):
 
 
 @pytest.fixture
-def next_window(app):
-    """Return a function that ends the current cache window (as if SMH_CACHE_SECONDS passed)."""
+def next_window(app, clock):
+    """Return a function that moves the clock on by one cache window (SMH_CACHE_SECONDS)."""
 
     def expire():
-        with app.app_context():
-            tracker.cache.clear()
+        clock.advance(app.config["SMH_CACHE_SECONDS"])
 
     return expire
