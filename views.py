@@ -69,11 +69,31 @@ def _library_or_404(library_id: str):
 @bp.get("/")
 def index():
     """Show every configured library with its tasks counted by state."""
+    return render_template("index.html", **_libraries_context())
+
+
+@bp.get("/summary")
+def index_rows():
+    """Render the live part of the library list, for htmx to swap in on each poll."""
+    return render_template("index_rows.html", **_libraries_context())
+
+
+def _libraries_context() -> dict:
     libraries = tracker.libraries()
+    outages = {lib.id: tracker.poll_library(lib) for lib in libraries}
     counts = store.count_states(lib.id for lib in libraries)
-    return render_template(
-        "index.html", libraries=libraries, counts={k: _summary(v) for k, v in counts.items()}
-    )
+    summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}
+    running = sum(s["running"] for s in summaries.values())
+    worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
+    return {
+        "title": f"({running} running) SMH media libraries" if running else "SMH media libraries",
+        "libraries": libraries,
+        "summaries": summaries,
+        "outages": outages,
+        "live": any(s["polled"] for s in summaries.values()),
+        "poll_seconds": tracker.poll_seconds(worst),
+        "now": tracker.now(),
+    }
 
 
 @bp.get("/libraries/<library_id>")
