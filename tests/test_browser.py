@@ -1,0 +1,226 @@
+"""Drive the dashboard in real Chromium, over real HTTP, and check what a person sees change."""
+
+import functools
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+import store
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:
+    expect = sync_playwright = None
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+]
+POLL_SECONDS = 2
+ROWS = "/libraries/lib1/rows"
+
+
+def _chromium_path():
+    for candidate in (CHROMIUM, shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _unavailable(reason):
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}: Chromium must be installed in CI.", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if sync_playwright is None:
+        _unavailable("playwright is not installed")
+    executable = _chromium_path()
+    if executable is None:
+        _unavailable(f"Chromium is not installed ({CHROMIUM} or chromium on PATH)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def settings(settings):
+    """Poll and expire cached answers quickly, so a browser sees changes within seconds."""
+    settings["SMH_POLL_SECONDS"] = POLL_SECONDS
+    settings["SMH_CACHE_SECONDS"] = 1
+    return settings
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the dashboard over HTTP on loopback; return its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def track(app, clock):
+    """Return a function that tracks task ids in lib1, as if typed into the form earlier."""
+
+    def track_ids(*task_ids, label="nightly clean-up"):
+        with app.app_context():
+            store.track_tasks("lib1", list(task_ids), label, clock())
+
+    return track_ids
+
+
+def _is_poll(request):
+    return request.url.split("?")[0].endswith(ROWS)
+
+
+def test_running_task_turns_done_without_reload(page, sim, clock, track):
+    task_id = sim.add_task("lib1", run_seconds=60, delete_count=1234)
+    track(task_id)
+    requests = []
+    navigations = []
+    page.on("request", lambda r: requests.append(r))
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    page.goto("/libraries/lib1")
+    url = page.url
+    page.evaluate("window.__marker = 1")
+    badge = page.locator(f"#task-{task_id} .badge")
+    deleted = page.locator(f"#task-{task_id} td.num")
+    expect(badge).to_have_text("Running")
+    expect(deleted).to_have_text("—")
+    expect(page).to_have_title("(1 running) Marketing assets")
+
+    clock.advance(61)
+    seen_before_done = len(requests)
+    expect(badge).to_have_text("Done", timeout=15_000)
+    expect(deleted).to_have_text("1,234")
+    expect(page).to_have_title("Marketing assets")
+    expect(
+        page.get_by_text("Nothing running: this page no longer refreshes itself.")
+    ).to_be_visible()
+    polls = [r for r in requests[seen_before_done:] if _is_poll(r)]
+    assert polls, "the row turned Done without a poll of /rows"
+
+    requests.clear()
+    page.wait_for_timeout(3.5 * POLL_SECONDS * 1000)
+    assert [r.url for r in requests] == []
+    assert page.url == url
+    assert navigations == [url]
+    assert page.evaluate("window.__marker") == 1
+
+
+def _set_hidden(page, hidden):
+    page.evaluate(
+        """(hidden) => {
+            Object.defineProperty(document, "hidden", {value: hidden, configurable: true});
+            Object.defineProperty(document, "visibilityState", {
+                value: hidden ? "hidden" : "visible", configurable: true,
+            });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
+
+
+def test_hidden_tab_does_not_poll(page, sim, track):
+    track(sim.add_task("lib1", run_seconds=600))
+    polls = []
+    page.goto("/libraries/lib1")
+    with page.expect_request(_is_poll, timeout=POLL_SECONDS * 1000 + 2000):
+        pass
+
+    page.on("request", lambda r: polls.append(r.url) if _is_poll(r) else None)
+    _set_hidden(page, True)
+    page.wait_for_timeout(5_000)
+    assert polls == []
+
+    with page.expect_request(_is_poll, timeout=3_000):
+        _set_hidden(page, False)
+    expect(page.locator(".badge")).to_have_text("Running")
+
+
+def test_track_form_rejects_bad_ids_then_tracks_good_ones(page, sim, track):
+    sim.add_task("lib1", task_id=900, run_seconds=0)
+    for task_id in (1000, 1001):
+        sim.add_task("lib1", task_id=task_id, run_seconds=600)
+    track(900)
+    page.goto("/libraries/lib1")
+    rows = page.locator("#tasks tbody tr")
+    expect(rows).to_have_count(1)
+    ids = page.get_by_label("Track task ids")
+    track_button = page.get_by_role("button", name="Track", exact=True)
+
+    ids.press_sequentially("12, abc")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        track_button.click()
+    assert answer.value.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("“abc” is not a task id")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Marketing assets")
+    expect(ids).to_have_value("12, abc")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#task-12")).to_have_count(0)
+
+    ids.fill("")
+    ids.press_sequentially("1000 1001")
+    track_button.click()
+    expect(page.get_by_role("status")).to_have_text("Now tracking 2 tasks.")
+    assert page.url.endswith("/libraries/lib1")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(rows).to_have_count(3)
+    for task_id in (1000, 1001):
+        expect(page.locator(f"#task-{task_id} .badge")).to_have_text("Running")
+
+
+def test_page_and_poll_hold_under_strict_csp(page, sim, track):
+    track(sim.add_task("lib1", run_seconds=600))
+    messages = []
+    errors = []
+    page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Init scripts run outside the page's CSP, so this listener sees every violation.
+    page.add_init_script(
+        """window.__violations = [];
+        document.addEventListener("securitypolicyviolation", (event) => {
+            window.__violations.push(event.violatedDirective + " " + event.blockedURI);
+        });"""
+    )
+
+    response = page.goto("/libraries/lib1")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    with page.expect_response(_is_poll, timeout=POLL_SECONDS * 1000 + 2000) as poll:
+        pass
+    assert poll.value.status == 200
+    expect(page.locator(".badge")).to_have_text("Running")
+
+    assert page.evaluate("window.__violations") == []
+    assert errors == []
+    assert [m for m in messages if m.startswith(("error", "warning"))] == []
