@@ -579,3 +579,35 @@ def test_pages_work_under_a_path_prefix(settings, sim, clock, monkeypatch):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_task_fragment_polls_until_the_task_ends(client, app, sim, clock, next_window):
+    task_id = sim.add_task("lib1", run_seconds=30)
+    track(app, clock, task_id)
+    fragment = client.get(f"/libraries/lib1/tasks/{task_id}/detail").get_data(as_text=True)
+    assert fragment.startswith(f"<title>Task {task_id} · Marketing assets</title>")
+    assert 'id="task"' in fragment
+    assert is_polling(fragment)
+
+    clock.advance(31)
+    next_window()
+    fragment = client.get(f"/libraries/lib1/tasks/{task_id}/detail").get_data(as_text=True)
+
+    assert 'data-state="done"' in fragment
+    assert not is_polling(fragment)
+
+
+def test_check_again_from_the_task_page_returns_there(client, app, clock, csrf, next_window):
+    track(app, clock, 4040)
+    client.get("/libraries/lib1")
+    clock.advance(121)
+    next_window()
+    page = client.get("/libraries/lib1/tasks/4040").get_data(as_text=True)
+    assert "Unknown upstream" in page
+
+    response = client.post(
+        "/libraries/lib1/tasks/4040/recheck", data={"csrf_token": csrf, "back": "task"}
+    )
+
+    assert response.headers["Location"] == "/libraries/lib1/tasks/4040"
+    assert stored(app, 4040).state == "pending"
