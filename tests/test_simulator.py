@@ -8,17 +8,12 @@ import urllib.request
 import pytest
 from werkzeug.test import Client
 
-from simulator import FakeClock, Simulator, main
+from simulator import Simulator, main
 
 SECRET = "lib-secret-123"
 OTHER_SECRET = "other-secret-456"
 HISTORY = "/api/v1/directory-history/lib/library-history"
 DAY = 86400
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
