@@ -38,6 +38,7 @@ LIBRARY_LEVEL_CODES = frozenset(
         "WrongLibraryIdOrSecret",
     }
 )
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 SECRET_PARAMS = re.compile(r"((?:access_token|library_secret)=)[^&\s'\"]*", re.IGNORECASE)
 TOKEN_IN_PATH = re.compile(r"(/api/v1/token/[^/\s]+/)[^/?\s'\"]+")
@@ -94,11 +95,6 @@ class SMHError(Exception):
     def is_timeout(self) -> bool:
         """Tell whether SMH did not answer in time."""
         return self.code == "Timeout"
-
-    @property
-    def is_client_error(self) -> bool:
-        """Tell whether SMH refused the request itself (a 4xx other than 429)."""
-        return self.status is not None and 400 <= self.status < 500 and self.status != 429
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -158,12 +154,10 @@ def parse_task_item(item: object) -> TaskStatus:
     """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed."""
     if not isinstance(item, dict):
         raise SMHError("SMH sent a task item that is not an object", code="BadAnswer")
-    task_id, code = item.get("taskId"), item.get("status")
-    if isinstance(task_id, str) and task_id.isdigit():
-        task_id = int(task_id)
-    if not isinstance(task_id, int) or isinstance(task_id, bool):
-        raise SMHError("SMH sent a task item without a numeric taskId", code="BadAnswer")
-    if not isinstance(code, int) or isinstance(code, bool):
+    task_id, code = _int_or_none(item.get("taskId")), _int_or_none(item.get("status"))
+    if task_id is None or task_id < 1:
+        raise SMHError("SMH sent a task item without a valid taskId", code="BadAnswer")
+    if code is None:
         raise SMHError(f"SMH sent task {task_id} without a numeric status", code="BadAnswer")
     entries = []
     for entry in item.get("result") or ():
@@ -188,13 +182,21 @@ def parse_task_item(item: object) -> TaskStatus:
 
 
 def _int_or_none(value: object) -> int | None:
-    if isinstance(value, bool):
+    """Return value as a 64-bit integer (SMH sends some numbers as strings), else None."""
+    if isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit():
+        value = int(value) if value.isascii() else None
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def _refuses_some_id(error: SMHError) -> bool:
+    """Tell whether a failed task query may be SMH refusing one of its ids, not the whole call."""
+    return (
+        error.status in (400, 403, 404)
+        and error.code is not None
+        and error.code not in LIBRARY_LEVEL_CODES
+    )
 
 
 def default_base_url(library_id: str) -> str:
@@ -269,12 +271,13 @@ class SMHClient:
         try:
             answer = self._call("GET", path, params=params)
         except SMHError as error:
-            if error.status not in (400, 404) or error.code in LIBRARY_LEVEL_CODES:
+            if not _refuses_some_id(error):
                 raise
             if len(ids) == 1:
                 return {ids[0]: TaskStatus(task_id=ids[0], state=MISSING, refusal=str(error))}
-            # SMH refused the whole batch over some id; halve until the refused ids stand alone
-            # so that the other tasks' states still come through.
+            # SMH refused the whole batch over some id (it may answer 400/403/404 for an id it
+            # no longer keeps); halve until the refused ids stand alone, so that the other tasks'
+            # states still come through.
             middle = len(ids) // 2
             return self._query_batch(ids[:middle]) | self._query_batch(ids[middle:])
         if not isinstance(answer, list):
@@ -443,7 +446,10 @@ class SMHClient:
                 ) from None
         log.debug("SMH %s %s -> %s (%d bytes)", method, shown, response.status_code, len(body))
         if response.status_code >= 400:
-            raise self._error_from(response, body, method, shown)
+            credentials = [
+                str(params[k]) for k in ("access_token", "library_secret") if params.get(k)
+            ]
+            raise self._error_from(response, body, method, shown, credentials)
         if not body.strip():
             return None
         try:
@@ -459,11 +465,15 @@ class SMHClient:
         declared = _int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > self.max_answer_bytes:
             raise self._too_large(response)
+        # The read timeout bounds each gap between bytes; this bounds an answer that trickles.
+        deadline = time.monotonic() + 2 * self.timeout[1]
         chunks, size = [], 0
         for chunk in response.iter_content(chunk_size=65536):
             size += len(chunk)
             if size > self.max_answer_bytes:
                 raise self._too_large(response)
+            if time.monotonic() > deadline:
+                raise requests.Timeout()
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -475,7 +485,9 @@ class SMHClient:
         )
 
     @staticmethod
-    def _error_from(response: requests.Response, body: bytes, method: str, shown: str) -> SMHError:
+    def _error_from(
+        response: requests.Response, body: bytes, method: str, shown: str, credentials: list[str]
+    ) -> SMHError:
         try:
             data = json.loads(body)
         except ValueError:
@@ -490,10 +502,13 @@ class SMHClient:
         code = data.get("code") if isinstance(data.get("code"), str) else None
         message = data.get("message") if isinstance(data.get("message"), str) else None
         request_id = data.get("requestId") if isinstance(data.get("requestId"), str) else None
+        # SMH's message is shown on pages and by the proxy: never let it echo a credential.
+        for credential in credentials:
+            message = message.replace(credential, "***") if message else message
         return SMHError(
             message or f"SMH answered {method} {shown} with HTTP {response.status_code}",
             status=response.status_code,
-            code=code,
+            code=code or None,
             request_id=request_id,
             retry_after=retry_after_seconds,
         )

@@ -3,6 +3,7 @@ import socket
 import threading
 
 import pytest
+import requests
 
 import smh
 from simulator import Simulator
@@ -115,6 +116,26 @@ def test_ids_smh_leaves_out_are_reported_missing(sim, clock, make_client):
         (forgotten, smh.DONE),
         (999_000, smh.MISSING),
     ]
+
+
+def test_a_batch_refused_with_403_over_one_id_is_split_too(sim, make_client):
+    ids = sim.add_tasks("lib1", 3, run_seconds=600)
+    client = make_client()
+    client.query_tasks(ids)
+    sim.inject("error", endpoint="task.query", status=403, code="TaskExpired")
+    statuses = client.query_tasks(ids)
+    assert [s.state for s in statuses] == [smh.RUNNING] * 3
+    assert sim.calls["task.query"] == 4  # the refused batch, then its two halves
+
+
+def test_a_refusal_without_an_smh_code_is_not_split(sim, make_client):
+    client = make_client()
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=404, code="")
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1, 2, 3, 4, 5, 6, 7, 8])
+    assert caught.value.status == 404
+    assert sim.calls["task.query"] == 2
 
 
 @pytest.mark.parametrize("mode", ["400", "404"])
@@ -387,6 +408,15 @@ def test_malformed_and_oversized_answers_are_errors(sim, make_client, kind, code
     assert caught.value.code == code
 
 
+def test_numbers_sent_as_strings_are_read_and_absurd_counts_dropped():
+    status = smh.parse_task_item(
+        {"taskId": "7", "status": "200", "result": [{"deleteCount": 2**64, "status": "0"}]}
+    )
+    assert (status.task_id, status.state) == (7, smh.DONE)
+    assert status.results == (smh.ResultEntry(err="", status=0, delete_count=None),)
+    assert status.delete_count is None
+
+
 @pytest.mark.parametrize(
     "item",
     [
@@ -394,7 +424,10 @@ def test_malformed_and_oversized_answers_are_errors(sim, make_client, kind, code
         {"status": 200},
         {"taskId": 1},
         {"taskId": True, "status": 200},
-        {"taskId": 1, "status": "200"},
+        {"taskId": 2**63, "status": 200},
+        {"taskId": 0, "status": 200},
+        {"taskId": 1, "status": 2**70},
+        {"taskId": 1, "status": "\uff12\uff10\uff10"},
         {"taskId": 1, "status": 200, "result": ["nope"]},
     ],
 )
@@ -450,6 +483,20 @@ def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client,
     assert SECRET not in everything
     for token in tokens:
         assert token not in everything
+
+
+def test_smh_messages_that_echo_the_credential_are_scrubbed(sim, upstream):
+    token = sim.issue_token("lib1")
+    sim.inject("error", status=403, code="InvalidAccessToken")
+    # Make SMH's own message carry the token, as a careless upstream might.
+    response = requests.get(f"{upstream.base_url}/api/v1/task/lib1/1?access_token={token}")
+    body = response.content.replace(b"Injected fault.", f"token {token} is bad".encode())
+
+    error = smh.SMHClient._error_from(response, body, "GET", "/api/v1/task/lib1/1", [token])
+    response.close()
+
+    assert token not in str(error) + repr(error) + str(error.args)
+    assert "token *** is bad" in str(error)
 
 
 def test_redact_hides_tokens_in_queries_and_paths():
