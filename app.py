@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands
 import config
+import filters
 import store
 import tracker
 import views
@@ -39,6 +40,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     store.init_app(app)
     tracker.init_app(app, libraries)
     views.init_app(app)
+    filters.init_app(app)
     commands.init_app(app, create_app)
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from flask import Flask, current_app
@@ -17,8 +17,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -33,9 +31,10 @@ from sqlalchemy.exc import IntegrityError
 import smh
 
 PENDING = "pending"
-# What a row's state may be: SMH's states (smh.RUNNING … smh.MISSING) plus PENDING, a task not
-# yet answered for.
-POLLED_STATES = (PENDING, smh.RUNNING, smh.UNKNOWN)
+# A row's state is one of SMH's (smh.RUNNING … smh.MISSING) or PENDING, not answered for yet.
+# A status code SMH does not document (smh.UNKNOWN) is shown and not asked about again: a
+# person can ask for another check.
+POLLED_STATES = (PENDING, smh.RUNNING)
 FILTERS = {
     "running": (PENDING, smh.RUNNING),
     "done": (smh.DONE, smh.DONE_EMPTY),
@@ -56,7 +55,7 @@ tasks = Table(
     Column("results", JSON),
     Column("last_answer", JSON),
     Column("added_at", Float, nullable=False),
-    Column("watch_from", Float, nullable=False),
+    Column("missing_since", Float),
     Column("first_running_at", Float),
     Column("finished_at", Float),
     Column("checked_at", Float),
@@ -78,7 +77,7 @@ class Task:
     results: list | None
     last_answer: dict | None
     added_at: float
-    watch_from: float
+    missing_since: float | None
     first_running_at: float | None
     finished_at: float | None
     checked_at: float | None
@@ -87,6 +86,11 @@ class Task:
     def is_polled(self) -> bool:
         """Tell whether the dashboard still asks SMH about this task."""
         return self.state in POLLED_STATES
+
+    @property
+    def can_recheck(self) -> bool:
+        """Tell whether a person may ask for another check (SMH did not know it, or oddly)."""
+        return self.state in (smh.MISSING, smh.UNKNOWN)
 
 
 def init_app(app: Flask) -> None:
@@ -137,7 +141,6 @@ def track_tasks(library_id: str, task_ids: Iterable[int], label: str | None, now
                                 "label": label or None,
                                 "state": PENDING,
                                 "added_at": now,
-                                "watch_from": now,
                             }
                             for i in new
                         ],
@@ -173,7 +176,7 @@ def polled_ids(library_id: str) -> list[int]:
 def record_statuses(
     library_id: str, statuses: Iterable[smh.TaskStatus], now: float, grace_seconds: float
 ) -> None:
-    """Store what SMH answered for tasks still polled; a task it forgot past grace is missing."""
+    """Store SMH's answers for tasks still polled; one unlisted past grace becomes missing."""
     by_id = {s.task_id: s for s in statuses}
     if not by_id:
         return
@@ -185,73 +188,61 @@ def record_statuses(
                 tasks.c.state.in_(POLLED_STATES),
             )
         ).mappings()
-        changes = [_observe(dict(row), by_id[row["task_id"]], now, grace_seconds) for row in rows]
-        if changes:
-            columns = ("state", "smh_status", "delete_count", "results", "last_answer")
-            stmt = (
+        for row in rows.all():
+            conn.execute(
                 update(tasks)
                 .where(
-                    and_(
-                        tasks.c.library_id == bindparam("b_library_id"),
-                        tasks.c.task_id == bindparam("b_task_id"),
-                    )
+                    tasks.c.library_id == library_id,
+                    tasks.c.task_id == row["task_id"],
+                    # Another process (a second worker, `flask refresh`) may have recorded a
+                    # newer state since the read: never overwrite it with this one.
+                    tasks.c.state == row["state"],
                 )
-                .values(
-                    {c: bindparam(c) for c in columns}
-                    | {
-                        "first_running_at": bindparam("first_running_at"),
-                        "finished_at": bindparam("finished_at"),
-                        "checked_at": bindparam("checked_at"),
-                    }
-                )
+                .values(**_observe(row, by_id[row["task_id"]], now, grace_seconds))
             )
-            conn.execute(stmt, changes)
 
 
-def _observe(row: dict, status: smh.TaskStatus, now: float, grace_seconds: float) -> dict:
-    change = {
-        "b_library_id": row["library_id"],
-        "b_task_id": row["task_id"],
-        "checked_at": now,
-        **{c: row[c] for c in ("state", "smh_status", "delete_count", "results", "last_answer")},
-        "first_running_at": row["first_running_at"],
-        "finished_at": row["finished_at"],
-    }
+def _observe(row: Mapping, status: smh.TaskStatus, now: float, grace_seconds: float) -> dict:
     if status.state == smh.MISSING:
-        # A task tracked moments ago may not be listed yet; past the grace period SMH has
-        # forgotten it (or never had it), and the last known state stays as it was.
-        if now - row["watch_from"] >= grace_seconds:
+        # A task tracked moments ago may not be listed yet, and SMH may skip one in a single
+        # answer; only after the grace period is it forgotten (SMH keeps 30 days) or never
+        # existed, and its last known state stays as it was.
+        missing_since = row["missing_since"] or now
+        change = {"checked_at": now, "missing_since": missing_since}
+        if now - missing_since >= grace_seconds:
             change["state"] = smh.MISSING
         return change
-    change.update(
-        state=status.state,
-        smh_status=status.code,
-        delete_count=status.delete_count,
-        results=[
+    change = {
+        "checked_at": now,
+        "missing_since": None,
+        "state": status.state,
+        "smh_status": status.code,
+        "delete_count": status.delete_count,
+        "results": [
             {"err": r.err, "status": r.status, "deleteCount": r.delete_count}
             for r in status.results
         ]
         or None,
-        last_answer=status.raw,
-    )
-    if status.state == smh.RUNNING and change["first_running_at"] is None:
+        "last_answer": status.raw,
+    }
+    if status.state == smh.RUNNING and row["first_running_at"] is None:
         change["first_running_at"] = now
-    if status.is_terminal and change["finished_at"] is None:
+    if status.is_terminal and row["finished_at"] is None:
         change["finished_at"] = now
     return change
 
 
 def recheck_task(library_id: str, task_id: int, now: float) -> bool:
-    """Ask SMH about a task marked unknown upstream again, with a fresh grace period."""
+    """Ask SMH again about a task it did not know or answered oddly, with a fresh grace period."""
     with _engine().begin() as conn:
         result = conn.execute(
             update(tasks)
             .where(
                 tasks.c.library_id == library_id,
                 tasks.c.task_id == task_id,
-                tasks.c.state == smh.MISSING,
+                tasks.c.state.in_((smh.MISSING, smh.UNKNOWN)),
             )
-            .values(state=PENDING, watch_from=now)
+            .values(state=PENDING, missing_since=None)
         )
         return result.rowcount == 1
 

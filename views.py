@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -31,15 +29,6 @@ csrf = CSRFProtect()
 
 TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 TASK_ID = f"int(min=1, max={tracker.MAX_TASK_ID}):task_id"
-BADGES = {
-    store.PENDING: ("Waiting for SMH", "running"),
-    smh.RUNNING: ("Running", "running"),
-    smh.DONE: ("Done", "done"),
-    smh.DONE_EMPTY: ("Done, no result", "done"),
-    smh.FAILED: ("Failed", "failed"),
-    smh.UNKNOWN: ("Unknown status", "unknown"),
-    smh.MISSING: ("Unknown upstream", "unknown"),
-}
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -53,10 +42,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, form_expired)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, server_error)
-    app.jinja_env.filters.update(
-        ago=ago, utc=utc, iso=iso, duration=duration, pretty_json=pretty_json
-    )
-    app.jinja_env.globals.update(badge=badge)
 
 
 def _library_or_404(library_id: str):
@@ -324,60 +309,7 @@ def server_error(error: Exception):
     return render_template("error.html", status=500, message=message), 500
 
 
-def badge(task: store.Task) -> tuple[str, str]:
-    """Return a task's badge text and colour class."""
-    text, tone = BADGES.get(task.state, ("Unknown", "unknown"))
-    if task.state == smh.UNKNOWN and task.smh_status is not None:
-        text = f"Unknown status {task.smh_status}"
-    return text, tone
-
-
-def pretty_json(value: object) -> str:
-    """Indent JSON for reading."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-
-
 def _plural(n: int, one: str, many: str | None = None) -> str:
     if many is None:
         return f"{n} {one}" if n == 1 else f"{n} {one}s"
     return f"{n} {one}" if n == 1 else f"{n} {many}"
-
-
-def utc(timestamp: float | None) -> str:
-    """Format a Unix time as an absolute UTC time."""
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def iso(timestamp: float | None) -> str:
-    """Format a Unix time as ISO 8601 in UTC, for machine-readable datetime attributes."""
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def ago(timestamp: float | None, now: float) -> str:
-    """Format a Unix time relative to now: 'just now', '4 min ago', '3 days ago'."""
-    if timestamp is None:
-        return "never"
-    seconds = now - timestamp
-    if seconds < 5:
-        return "just now"
-    return f"{duration(seconds, short=True)} ago"
-
-
-def duration(seconds: float | None, short: bool = False) -> str:
-    """Spell a duration out: '45 s', '4 min 10 s', '2 h 5 min', '3 days'."""
-    if seconds is None:
-        return ""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min" if short or not secs else f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h" if short or not minutes else f"{hours} h {minutes} min"
-    return f"{hours // 24} days"

@@ -412,14 +412,57 @@ def test_a_task_smh_forgets_keeps_its_last_known_state(client, app, sim, clock, 
     task_id = sim.add_task("lib1", run_seconds=600)
     track(app, clock, task_id)
     client.get("/libraries/lib1")
-    sim._tasks.pop(task_id)  # SMH loses it, e.g. past its 30-day memory
     clock.advance(200)
+    next_window()
+    sim._tasks.pop(task_id)  # SMH loses it, e.g. past its 30-day memory
+
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    assert badge_text(page, task_id) == "Running"  # one answer without it is not enough
+    assert is_polling(page)
+
+    clock.advance(121)
+    next_window()
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+
+    assert badge_text(page, task_id) == "Unknown upstream"
+    assert "last seen: Running" in row(page, task_id)
+    assert not is_polling(page)
+
+
+def test_a_task_smh_skips_once_is_still_followed(client, app, sim, clock, next_window):
+    task_id = sim.add_task("lib1", run_seconds=600)
+    track(app, clock, task_id)
+    client.get("/libraries/lib1")
+    clock.advance(200)
+    next_window()
+    kept = sim._tasks.pop(task_id)
+    client.get("/libraries/lib1")
+    sim._tasks[task_id] = kept
+    clock.advance(100)
+    next_window()
+    client.get("/libraries/lib1")
+    clock.advance(100)
     next_window()
 
     page = client.get("/libraries/lib1").get_data(as_text=True)
 
-    assert badge_text(page, task_id) == "Unknown upstream"
-    assert "last seen: status 202" in row(page, task_id)
+    assert badge_text(page, task_id) == "Running"
+    assert stored(app, task_id).missing_since is None
+
+
+def test_an_undocumented_status_is_shown_and_not_asked_again(
+    client, app, sim, clock, csrf, next_window
+):
+    task_id = sim.add_task("lib1", run_seconds=5, outcome=418)
+    track(app, clock, task_id)
+    clock.advance(6)
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    assert badge_text(page, task_id) == "Unknown status 418"
+    assert not is_polling(page)
+    assert "Check again" in row(page, task_id)
+
+    client.post(f"/libraries/lib1/tasks/{task_id}/recheck", data={"csrf_token": csrf})
+    assert stored(app, task_id).state == "pending"
 
 
 def test_upstream_failure_keeps_last_known_state_and_backs_off(
