@@ -98,7 +98,8 @@ def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
         raise ValueError("Enter at least one task id.")
     ids = []
     for token in tokens:
-        if not token.isascii() or not token.isdigit() or not 0 < int(token) <= MAX_TASK_ID:
+        valid = token.isascii() and token.isdigit() and len(token) <= 19
+        if not valid or not 0 < int(token) <= MAX_TASK_ID:
             shown = token if len(token) <= 24 else token[:21] + "…"
             raise ValueError(
                 f"“{shown}” is not a task id: task ids are whole numbers from 1 to {MAX_TASK_ID}."
@@ -149,38 +150,50 @@ def fetch_statuses(
     if len(found) == len(task_ids):
         return found, None
     watch = current_app.extensions["watches"][library.id]
-    with watch.lock:
-        missing = [i for i in task_ids if i not in found]
-        found |= _cached(library.id, missing)
-        missing = [i for i in missing if i not in found]
-        if not missing:
-            return found, None
-        outage = current_outage(library.id)
-        if outage and outage.retry_at > now():
-            return found, outage
-        asked = set(missing)
-        others = [i for i in store.polled_ids(library.id) if i not in found and i not in asked]
-        others_cached = _cached(library.id, others)
-        wanted = missing + [i for i in others if i not in others_cached]
-        try:
-            statuses = watch.client.query_tasks(wanted)
-        except smh.SMHError as error:
-            return found, _record_outage(library.id, error, outage)
-        seconds = current_app.config["SMH_CACHE_SECONDS"]
-        if seconds > 0:
-            fetched_at = now()
-            cache.set_many(
-                {_key(library.id, s.task_id): (fetched_at, s) for s in statuses}, timeout=seconds
-            )
-        if outage:
-            cache.delete(_outage_key(library.id))
-            log.info("SMH answers again for library %s", library.id)
-        store.record_statuses(
-            library.id, statuses, now(), current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
-        )
-        wanted_here = set(task_ids)
-        found |= {s.task_id: s for s in statuses if s.task_id in wanted_here}
+    # Another request is already asking SMH; if that takes too long, show what is known.
+    if not watch.lock.acquire(timeout=current_app.config["SMH_TIMEOUT"] + 5):
+        return found, current_outage(library.id)
+    try:
+        return _fetch_locked(watch, task_ids, found)
+    finally:
+        watch.lock.release()
+
+
+def _fetch_locked(
+    watch: Watch, task_ids: list[int], found: dict[int, smh.TaskStatus]
+) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
+    library = watch.library
+    missing = [i for i in task_ids if i not in found]
+    found |= _cached(library.id, missing)
+    missing = [i for i in missing if i not in found]
+    if not missing:
         return found, None
+    outage = current_outage(library.id)
+    if outage and outage.retry_at > now():
+        return found, outage
+    asked = set(missing)
+    others = [i for i in store.polled_ids(library.id) if i not in found and i not in asked]
+    others_cached = _cached(library.id, others)
+    wanted = missing + [i for i in others if i not in others_cached]
+    try:
+        statuses = watch.client.query_tasks(wanted)
+    except smh.SMHError as error:
+        return found, _record_outage(library.id, error, outage)
+    seconds = current_app.config["SMH_CACHE_SECONDS"]
+    if seconds > 0:
+        fetched_at = now()
+        cache.set_many(
+            {_key(library.id, s.task_id): (fetched_at, s) for s in statuses}, timeout=seconds
+        )
+    if outage:
+        cache.delete(_outage_key(library.id))
+        log.info("SMH answers again for library %s", library.id)
+    store.record_statuses(
+        library.id, statuses, now(), current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
+    )
+    wanted_here = set(task_ids)
+    found |= {s.task_id: s for s in statuses if s.task_id in wanted_here}
+    return found, None
 
 
 def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None) -> Outage:

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 import smh
 import store
 import tracker
+from config import Library
 
 bp = Blueprint("dashboard", __name__)
 csrf = CSRFProtect()
@@ -44,7 +45,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, server_error)
 
 
-def _library_or_404(library_id: str):
+def _library_or_404(library_id: str) -> Library:
     library = tracker.get_library(library_id)
     if library is None:
         abort(404, description=f"No media library “{library_id}” is configured here.")
@@ -85,34 +86,44 @@ def _libraries_context() -> dict:
 def library(library_id: str):
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = _library_or_404(library_id)
-    return render_template("library.html", **_tasks_context(library), form={})
+    state, page = _listing_args()
+    outage = tracker.poll_library(library)
+    listing = _listing(library, state, page, outage, past_end="404")
+    return render_template("library.html", **listing, form={})
 
 
 @bp.get("/libraries/<library_id>/rows")
 def library_rows(library_id: str):
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
-    return render_template("library_rows.html", **_tasks_context(library))
+    state, page = _listing_args()
+    outage = tracker.poll_library(library)
+    # A poll must always swap in: a page that emptied since (its tasks moved to another
+    # filter) shows the last page rather than a 404 that htmx would not swap.
+    listing = _listing(library, state, page, outage, past_end="last page")
+    return render_template("library_rows.html", **listing)
 
 
-def _tasks_context(library) -> dict:
+def _listing_args() -> tuple[str | None, int]:
     state = request.args.get("state") or None
     if state is not None and state not in store.FILTERS:
-        abort(
-            400,
-            description=f"Unknown state filter “{state}”: use running, done, failed or unknown.",
-        )
-    page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        abort(400, description=f"Page “{page}” is not a page number.")
-    page = int(page)
-    outage = tracker.poll_library(library)
+        message = f"Unknown state filter “{state}”: use running, done, failed or unknown."
+        abort(400, description=message)
+    page = request.args.get("page") or "1"
+    if not (page.isascii() and page.isdigit() and len(page) <= 6 and int(page) >= 1):
+        abort(400, description=f"Page “{page[:20]}” is not a page number.")
+    return state, int(page)
+
+
+def _listing(
+    library: Library, state: str | None, page: int, outage: tracker.Outage | None, past_end: str
+) -> dict:
     summary = _summary(store.count_states([library.id])[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
-    total = summary[state] if state else summary["all"]
-    pages = max(1, math.ceil(total / per_page))
-    if page > pages:
+    pages = max(1, math.ceil((summary[state] if state else summary["all"]) / per_page))
+    if page > pages and past_end == "404":
         abort(404, description=f"There is no page {page}; this list has {pages}.")
+    page = min(page, pages)
     tasks = store.list_tasks(
         library.id, store.FILTERS[state] if state else None, (page - 1) * per_page, per_page
     )
@@ -151,8 +162,9 @@ def track_tasks(library_id: str):
         if len(label) > 200:
             raise ValueError("Keep the label under 200 characters.")
     except ValueError as error:
-        context = _tasks_context(library)
-        return render_template("library.html", **context, form=form, form_error=str(error)), 400
+        listing = _listing(library, None, 1, tracker.poll_library(library), past_end="404")
+        page = render_template("library.html", **listing, form=form, form_error=str(error))
+        return page, 400
     new = store.track_tasks(library.id, ids, label, tracker.now())
     already = len(ids) - len(new)
     message = f"Now tracking {_plural(len(new), 'task')}."
@@ -189,27 +201,38 @@ def recheck_task(library_id: str, task_id: int):
 def task(library_id: str, task_id: int):
     """Show everything known about one task: results, timeline and SMH's last answer."""
     library = _library_or_404(library_id)
-    return render_template("task.html", **_task_context(library, task_id))
+    task, outage = _refreshed_task(library, task_id)
+    if task is None:
+        abort(404, description=f"Task {task_id} is not tracked in {library.name}.")
+    return render_template("task.html", **_task_context(library, task, outage))
 
 
 @bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>/detail")
 def task_detail(library_id: str, task_id: int):
     """Render the live part of a task page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
-    return render_template("task_detail.html", **_task_context(library, task_id))
+    task, outage = _refreshed_task(library, task_id)
+    if task is None:
+        # Untracked in another tab: say so in a fragment that polls no more, since htmx
+        # would not swap a 404 and the page would keep asking.
+        return render_template("task_gone.html", library=library, task_id=task_id)
+    return render_template("task_detail.html", **_task_context(library, task, outage))
 
 
-def _task_context(library, task_id: int) -> dict:
-    outage = None
-    found = store.get_task(library.id, task_id)
-    if found is None:
-        abort(404, description=f"Task {task_id} is not tracked in {library.name}.")
-    if found.is_polled:
-        outage = tracker.poll_library(library)
-        found = store.get_task(library.id, task_id) or abort(404)
+def _refreshed_task(
+    library: Library, task_id: int
+) -> tuple[store.Task | None, tracker.Outage | None]:
+    task = store.get_task(library.id, task_id)
+    if task is None or not task.is_polled:
+        return task, None
+    outage = tracker.poll_library(library)
+    return store.get_task(library.id, task_id), outage
+
+
+def _task_context(library: Library, task: store.Task, outage: tracker.Outage | None) -> dict:
     return {
         "library": library,
-        "task": found,
+        "task": task,
         "outage": outage,
         "poll_seconds": tracker.poll_seconds(outage),
         "now": tracker.now(),

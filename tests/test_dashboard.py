@@ -286,6 +286,7 @@ def test_tracking_from_the_form(client, app, sim, clock, csrf):
         ("0", "", "“0” is not a task id"),
         ("1.5", "", "“1.5” is not a task id"),
         ("9223372036854775808", "", "“9223372036854775808” is not a task id"),
+        ("9" * 5000, "", "is not a task id"),
         ("\uff19", "", "“\uff19” is not a task id"),  # a full-width digit nine
         (" ".join(str(i) for i in range(1, 102)), "", "That is 101 task ids; give at most 100"),
         ("5", "x" * 201, "Keep the label under 200 characters."),
@@ -654,3 +655,41 @@ def test_check_again_from_the_task_page_returns_there(client, app, clock, csrf, 
 
     assert response.headers["Location"] == "/libraries/lib1/tasks/4040"
     assert stored(app, 4040).state == "pending"
+
+
+@pytest.mark.parametrize(
+    "page", ["%C2%B2", "9" * 5000, "1e3", "-1", "0", "%00"], ids=lambda p: p[:10]
+)
+def test_odd_page_numbers_are_a_clear_400(client, page):
+    for path in ("/libraries/lib1", "/libraries/lib1/rows"):
+        response = client.get(f"{path}?page={page}")
+        assert response.status_code == 400
+        assert "is not a page number" in response.get_data(as_text=True)
+    assert client.get("/libraries/lib1?page=").status_code == 200
+
+
+def test_a_poll_of_a_page_that_emptied_shows_the_last_page(client, app, sim, clock, next_window):
+    ids = sim.add_tasks("lib1", 60, run_seconds=30)
+    track(app, clock, *ids)
+    assert client.get("/libraries/lib1?state=running&page=2").status_code == 200
+
+    clock.advance(31)
+    next_window()
+    response = client.get("/libraries/lib1/rows?state=running&page=2")
+
+    assert response.status_code == 200
+    assert "No running tasks." in response.get_data(as_text=True)
+    assert not is_polling(response.get_data(as_text=True))
+
+
+def test_a_task_untracked_elsewhere_stops_its_page_polling(client, app, sim, clock, csrf):
+    task_id = sim.add_task("lib1", run_seconds=600)
+    track(app, clock, task_id)
+    client.post(f"/libraries/lib1/tasks/{task_id}/untrack", data={"csrf_token": csrf})
+
+    response = client.get(f"/libraries/lib1/tasks/{task_id}/detail")
+
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f"Task {task_id} is no longer tracked in Marketing assets." in fragment
+    assert not is_polling(fragment)
