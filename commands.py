@@ -12,6 +12,7 @@ from werkzeug.serving import run_simple
 
 import store
 import tracker
+from config import Library
 from simulator import Simulator
 
 DEMO_LIBRARIES = [
@@ -27,7 +28,7 @@ def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
         app.cli.add_command(command)
 
 
-def _library_or_fail(library_id: str):
+def _library_or_fail(library_id: str) -> Library:
     library = tracker.get_library(library_id)
     if library is None:
         known = ", ".join(lib.id for lib in tracker.libraries()) or "none"
@@ -51,7 +52,9 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
     """Track SMH tasks of a library (ids separated by spaces or commas)."""
     library = _library_or_fail(library_id)
     ids = _ids_or_fail(task_ids)
-    new = store.track_tasks(library.id, ids, label.strip()[:200], tracker.now())
+    if len(label.strip()) > 200:
+        raise click.BadParameter("keep the label under 200 characters", param_hint="--label")
+    new = store.track_tasks(library.id, ids, label.strip(), tracker.now())
     click.echo(
         f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
     )
@@ -98,37 +101,41 @@ def _echo_row(library_id: str, task: store.Task) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
     """Start a simulated SMH and the dashboard on demo libraries whose tasks play out live."""
-    sim = Simulator()
-    for entry in DEMO_LIBRARIES:
-        sim.add_library(entry["id"], entry["secret"])
-    upstream = sim.serve()
     instance = current_app.instance_path
     database = os.path.join(instance, "demo.sqlite3")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(database + suffix):
             os.remove(database + suffix)
-    app = current_app.extensions["app_factory"](
-        {
-            "SMH_LIBRARY_ID": None,
-            "SMH_LIBRARIES_FILE": None,
-            "SMH_LIBRARIES": DEMO_LIBRARIES,
-            "SMH_BASE_URL": upstream.base_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "SMH_UNKNOWN_GRACE_SECONDS": 15,
-        }
-    )
-    with app.app_context():
-        _stage_demo(sim)
-    click.echo(f"Simulated SMH at {upstream.base_url}")
-    click.echo(f"Dashboard at http://{host}:{port}/  (Ctrl-C stops both)")
+    sim = Simulator()
+    for entry in DEMO_LIBRARIES:
+        sim.add_library(entry["id"], entry["secret"])
+    upstream = sim.serve()
     try:
+        # The demo's own libraries replace whatever real ones the environment configures.
+        app = current_app.extensions["app_factory"](
+            {
+                "SMH_LIBRARY_ID": None,
+                "SMH_LIBRARY_SECRET": None,
+                "SMH_ACCESS_TOKEN": None,
+                "SMH_USER_ID": None,
+                "SMH_LIBRARIES_FILE": None,
+                "SMH_LIBRARIES": DEMO_LIBRARIES,
+                "SMH_BASE_URL": upstream.base_url,
+                "DATABASE_URL": f"sqlite:///{database}",
+                "SMH_UNKNOWN_GRACE_SECONDS": 15,
+            }
+        )
+        with app.app_context():
+            _stage_demo(sim)
+        click.echo(f"Simulated SMH at {upstream.base_url}")
+        click.echo(f"Dashboard at http://{host}:{port}/  (Ctrl-C stops both)")
         # app.run() refuses to start from inside a `flask` command; run_simple is what it wraps.
         run_simple(host, port, app, threaded=True)
     finally:
         upstream.shutdown()
 
 
-def _stage_demo(sim) -> None:
+def _stage_demo(sim: Simulator) -> None:
     """Create demo tasks upstream and track them, so the first minute shows every state."""
     now = tracker.now()
     plan = [

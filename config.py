@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -50,6 +51,8 @@ NUMBERS = {
     "TASKS_PER_PAGE": (int, 1),
 }
 
+# Settings that only code can give: a list of libraries has no sensible one-string form.
+CODE_ONLY = {"SMH_LIBRARIES"}
 LIBRARY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 LIBRARY_KEYS = {"id", "name", "secret", "secret_env", "token", "token_env", "user_id", "base_url"}
 
@@ -71,8 +74,14 @@ class Library:
 
 
 def from_environ(environ: Mapping[str, str] = os.environ) -> dict:
-    """Return the settings the environment gives, as raw strings."""
-    return {name: environ[name] for name in DEFAULTS if environ.get(name, "").strip() != ""}
+    """Return the settings the environment gives, as raw strings (any CACHE_* passes through)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in DEFAULTS or name.startswith("CACHE_"))
+        and name not in CODE_ONLY
+        and value.strip() != ""
+    }
 
 
 def check_settings(config: dict) -> None:
@@ -84,7 +93,7 @@ def check_settings(config: dict) -> None:
         except (TypeError, ValueError):
             noun = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{name} must be {noun}, not {raw!r}") from None
-        if value < least:
+        if not math.isfinite(value) or value < least:
             raise ConfigError(f"{name} must be at least {least:g}, not {raw!r}")
         config[name] = value
 

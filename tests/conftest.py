@@ -78,8 +78,8 @@ def runner(app):
 @pytest.fixture
 def csrf(client):
     """Return a CSRF token the way a browser gets one: from a rendered page."""
-    page = client.get("/").get_data(as_text=True)
-    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 @pytest.fixture

@@ -105,6 +105,8 @@ def test_missing_libraries_file_names_the_setting(tmp_path):
     [
         ({"SMH_POLL_SECONDS": "1"}, "SMH_POLL_SECONDS must be at least 2"),
         ({"SMH_POLL_SECONDS": "soon"}, "SMH_POLL_SECONDS must be a number"),
+        ({"SMH_POLL_SECONDS": "nan"}, "SMH_POLL_SECONDS must be at least 2"),
+        ({"SMH_TIMEOUT": "inf"}, "SMH_TIMEOUT must be at least 0.1"),
         ({"SMH_CACHE_SECONDS": "-1"}, "SMH_CACHE_SECONDS must be at least 0"),
         ({"SMH_CACHE_SECONDS": "2.5"}, "SMH_CACHE_SECONDS must be a whole number"),
         ({"SMH_TOKEN_PERIOD": "60"}, "SMH_TOKEN_PERIOD must be at least 1200"),
@@ -145,3 +147,8 @@ def test_secret_key_is_kept_in_the_instance_folder(tmp_path):
     assert len(first.config["SECRET_KEY"]) == 64
     for app in (first, second):
         app.extensions["store"].dispose()
+
+
+def test_cache_settings_pass_through_and_library_lists_stay_in_code():
+    environ = {"CACHE_KEY_PREFIX": "smh-", "SMH_LIBRARIES": "[oops]", "HOME": "/root"}
+    assert config.from_environ(environ) == {"CACHE_KEY_PREFIX": "smh-"}
