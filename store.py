@@ -22,6 +22,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -35,6 +36,7 @@ PENDING = "pending"
 # A status code SMH does not document (smh.UNKNOWN) is shown and not asked about again: a
 # person can ask for another check.
 POLLED_STATES = (PENDING, smh.RUNNING)
+FINISHED_STATES = (smh.DONE, smh.DONE_EMPTY, smh.FAILED)
 FILTERS = {
     "running": (PENDING, smh.RUNNING),
     "done": (smh.DONE, smh.DONE_EMPTY),
@@ -60,7 +62,7 @@ tasks = Table(
     Column("finished_at", Float),
     Column("checked_at", Float),
     Index("ix_tasks_library_state", "library_id", "state"),
-    Index("ix_tasks_library_added", "library_id", "added_at"),
+    Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
 )
 
 
@@ -161,16 +163,34 @@ def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
         return result.rowcount
 
 
-def polled_ids(library_id: str) -> list[int]:
-    """Return the ids of the library's tasks that SMH should still be asked about."""
+def stale_ids(library_id: str, checked_before: float) -> list[int]:
+    """Return the ids of polled tasks SMH was not asked about since `checked_before`."""
     with _engine().connect() as conn:
         return list(
             conn.scalars(
                 select(tasks.c.task_id)
-                .where(tasks.c.library_id == library_id, tasks.c.state.in_(POLLED_STATES))
+                .where(
+                    tasks.c.library_id == library_id,
+                    tasks.c.state.in_(POLLED_STATES),
+                    or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= checked_before),
+                )
                 .order_by(tasks.c.task_id)
             )
         )
+
+
+def final_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict]:
+    """Return SMH's last answer for each of these tasks that has finished for good."""
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            select(tasks.c.task_id, tasks.c.last_answer).where(
+                tasks.c.library_id == library_id,
+                tasks.c.task_id.in_(list(task_ids)),
+                tasks.c.state.in_(FINISHED_STATES),
+                tasks.c.last_answer.is_not(None),
+            )
+        )
+        return {task_id: answer for task_id, answer in rows}
 
 
 def record_statuses(
@@ -259,14 +279,19 @@ def get_task(library_id: str, task_id: int) -> Task | None:
 def list_tasks(
     library_id: str, states: Iterable[str] | None, offset: int = 0, limit: int | None = None
 ) -> list[Task]:
-    """Return one page of the library's tasks, newest first, optionally only some states."""
-    query = select(tasks).where(tasks.c.library_id == library_id)
+    """Return one page of the library's tasks, newest first, optionally only some states.
+
+    A listing leaves out the result entries and SMH's last answer (None here): decoding them
+    for every row of every poll would cost more than the rest of the page; get_task has them.
+    """
+    listed = [c for c in tasks.c if c.name not in ("results", "last_answer")]
+    query = select(*listed).where(tasks.c.library_id == library_id)
     if states is not None:
         query = query.where(tasks.c.state.in_(list(states)))
     query = query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
     with _engine().connect() as conn:
         rows = conn.execute(query.offset(offset).limit(limit))
-        return [Task(**row._mapping) for row in rows]
+        return [Task(**row._mapping, results=None, last_answer=None) for row in rows]
 
 
 def count_states(library_ids: Iterable[str]) -> dict[str, dict[str, int]]:

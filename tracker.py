@@ -139,14 +139,19 @@ def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
 def fetch_statuses(
     library: Library, task_ids: list[int]
 ) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    """Return SMH's answers for these tasks, reusing recent ones; at most one upstream call.
+    """Return SMH's answers for these tasks, reusing what is known; at most one upstream call.
 
-    Concurrent callers for one library wait for a single fetch instead of each asking SMH, and
-    the fetch also takes in every task the library still polls, so that all pages and proxy
-    callers share one batched query per cache window. While SMH is failing, no call is made
-    before the back-off runs out; the outage is returned instead.
+    Recent answers come from the cache, and tasks that finished for good from the store. For
+    the rest, concurrent callers for one library wait for a single fetch instead of each asking
+    SMH, and that fetch also takes in every polled task due for a check, so that all pages and
+    proxy callers share one batched query per cache window. While SMH is failing, no call is
+    made before the back-off runs out; the outage is returned instead.
     """
     found = _cached(library.id, task_ids)
+    unknown = [i for i in task_ids if i not in found]
+    if unknown:
+        answers = store.final_answers(library.id, unknown)
+        found |= {i: smh.parse_task_item(answer) for i, answer in answers.items()}
     if len(found) == len(task_ids):
         return found, None
     watch = current_app.extensions["watches"][library.id]
@@ -172,16 +177,14 @@ def _fetch_locked(
     if outage and outage.retry_at > now():
         return found, outage
     asked = set(missing)
-    others = [i for i in store.polled_ids(library.id) if i not in found and i not in asked]
-    others_cached = _cached(library.id, others)
-    wanted = missing + [i for i in others if i not in others_cached]
+    wanted = missing + [i for i in _stale_ids(library) if i not in asked]
     try:
         statuses = watch.client.query_tasks(wanted)
     except smh.SMHError as error:
         return found, _record_outage(library.id, error, outage)
+    fetched_at = now()
     seconds = current_app.config["SMH_CACHE_SECONDS"]
     if seconds > 0:
-        fetched_at = now()
         cache.set_many(
             {_key(library.id, s.task_id): (fetched_at, s) for s in statuses}, timeout=seconds
         )
@@ -189,11 +192,16 @@ def _fetch_locked(
         cache.delete(_outage_key(library.id))
         log.info("SMH answers again for library %s", library.id)
     store.record_statuses(
-        library.id, statuses, now(), current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
+        library.id, statuses, fetched_at, current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
     )
-    wanted_here = set(task_ids)
-    found |= {s.task_id: s for s in statuses if s.task_id in wanted_here}
+    found |= {s.task_id: s for s in statuses if s.task_id in asked}
     return found, None
+
+
+def _stale_ids(library: Library) -> list[int]:
+    # The store's checked_at says when SMH was last asked about each task, for every worker
+    # process alike; a task is due once a cache window has passed.
+    return store.stale_ids(library.id, now() - current_app.config["SMH_CACHE_SECONDS"])
 
 
 def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None) -> Outage:
@@ -226,10 +234,10 @@ def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None
 
 def poll_library(library: Library) -> Outage | None:
     """Bring the library's polled tasks up to date; return the ongoing outage, if any."""
-    ids = store.polled_ids(library.id)
-    if not ids:
+    due = _stale_ids(library)
+    if not due:
         return None
-    _, outage = fetch_statuses(library, ids)
+    _, outage = fetch_statuses(library, due)
     return outage
 
 

@@ -693,3 +693,20 @@ def test_a_task_untracked_elsewhere_stops_its_page_polling(client, app, sim, clo
     assert response.status_code == 200
     assert f"Task {task_id} is no longer tracked in Marketing assets." in fragment
     assert not is_polling(fragment)
+
+
+def test_worker_processes_share_the_window_through_the_database(settings, sim, clock, monkeypatch):
+    monkeypatch.setattr(tracker, "now", clock)
+    first, second = create_app(settings), create_app(settings)  # two gunicorn workers, say
+    track(first, clock, *sim.add_tasks("lib1", 5, run_seconds=600))
+
+    first.test_client().get("/libraries/lib1/rows")
+    second.test_client().get("/libraries/lib1/rows")
+    assert sim.calls["task.query"] == 1
+
+    clock.advance(5)
+    second.test_client().get("/libraries/lib1/rows")
+    first.test_client().get("/libraries/lib1/rows")
+    assert sim.calls["task.query"] == 2
+    for app in (first, second):
+        app.extensions["store"].dispose()

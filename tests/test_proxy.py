@@ -137,3 +137,20 @@ def test_upstream_failures_map_to_gateway_errors_or_pass_through(
     assert again.status_code == status
     assert sim.calls["task.query"] == calls
     app.extensions["store"].dispose()
+
+
+def test_finished_tracked_tasks_are_answered_from_the_store(client, app, sim, clock, next_window):
+    done = sim.add_task("lib1", run_seconds=5, delete_count=8)
+    track(app, clock, done)
+    clock.advance(6)
+    client.get("/libraries/lib1")
+    sim.reset_calls()
+
+    for _ in range(3):
+        next_window()
+        response = client.get(f"/api/v1/task/lib1/{done}")
+        assert response.get_json() == [
+            {"taskId": done, "status": 200, "result": [{"err": "", "status": 0, "deleteCount": 8}]}
+        ]
+
+    assert sim.calls["task.query"] == 0
