@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
 
 from flask import Flask
 
@@ -46,14 +46,15 @@ def utc(timestamp: float | None) -> str:
     """Format a Unix time as an absolute UTC time."""
     if timestamp is None:
         return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # time.strftime on gmtime is about twice as fast as datetime, and every row shows times.
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 def iso(timestamp: float | None) -> str:
     """Format a Unix time as ISO 8601 in UTC, for machine-readable datetime attributes."""
     if timestamp is None:
         return ""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def ago(timestamp: float | None, now: float) -> str:

@@ -115,7 +115,7 @@ def test_library_page_shows_tasks_newest_first_with_their_details(client, app, s
     assert "Spring cleanup" in done_row
     assert "1,234" in done_row
     assert "1 min ago" in done_row  # added
-    assert 'datetime="2027-01-15T08:00:00+00:00"' in done_row
+    assert 'datetime="2027-01-15T08:00:00Z"' in done_row
     assert 'title="2027-01-15 08:00:00 UTC"' in done_row
     assert "<title>(1 running) Marketing assets</title>" in page
 
