@@ -142,7 +142,9 @@ def _read_libraries_file(path: str) -> list[tuple[str, Mapping]]:
     return [(f"SMH_LIBRARIES_FILE {path}, library #{i + 1}", t) for i, t in enumerate(tables)]
 
 
-def _library(where: str, entry: Mapping, environ: Mapping[str, str], base_url: str | None):
+def _library(
+    where: str, entry: Mapping, environ: Mapping[str, str], base_url: str | None
+) -> Library:
     unknown = set(entry) - LIBRARY_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")

@@ -310,7 +310,9 @@ class SMHClient:
             merge_interval=_int_or_none(answer.get("mergeInterval")),
         )
 
-    def _call(self, method: str, path: str, *, params: dict | None = None, retry: bool = True):
+    def _call(
+        self, method: str, path: str, *, params: dict | None = None, retry: bool = True
+    ) -> object:
         """Make an authenticated call, minting a fresh token once if SMH rejects ours."""
         token = self._current_token()
         try:
@@ -385,7 +387,7 @@ class SMHClient:
         self._token_lifetime = float(expires_in)
         self._token_expires_at = self._clock() + expires_in
 
-    def _request(self, method: str, path: str, params: dict, retry: bool):
+    def _request(self, method: str, path: str, params: dict, retry: bool) -> object:
         """Send one request, retrying what is safe to retry, and return the decoded JSON."""
         attempt = 0
         while True:
@@ -415,7 +417,7 @@ class SMHClient:
                 )
                 self._sleep(delay)
 
-    def _send(self, method: str, path: str, params: dict):
+    def _send(self, method: str, path: str, params: dict) -> object:
         url = self.base_url + path
         shown = redact(f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
         try:

@@ -119,7 +119,9 @@ def _engine() -> Engine:
     return current_app.extensions["store"]
 
 
-def track_tasks(library_id: str, task_ids: Iterable[int], label: str | None, now: float):
+def track_tasks(
+    library_id: str, task_ids: Iterable[int], label: str | None, now: float
+) -> list[int]:
     """Start tracking tasks; return the ids that were new (tracking twice is a no-op)."""
     ids = list(dict.fromkeys(task_ids))
     for _attempt in range(3):

@@ -8,6 +8,7 @@ import re
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -17,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -53,13 +55,13 @@ def _library_or_404(library_id: str) -> Library:
 
 
 @bp.get("/")
-def index():
+def index() -> ResponseReturnValue:
     """Show every configured library with its tasks counted by state."""
     return render_template("index.html", **_libraries_context())
 
 
 @bp.get("/summary")
-def index_rows():
+def index_rows() -> ResponseReturnValue:
     """Render the live part of the library list, for htmx to swap in on each poll."""
     return render_template("index_rows.html", **_libraries_context())
 
@@ -83,7 +85,7 @@ def _libraries_context() -> dict:
 
 
 @bp.get("/libraries/<library_id>")
-def library(library_id: str):
+def library(library_id: str) -> ResponseReturnValue:
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
@@ -93,7 +95,7 @@ def library(library_id: str):
 
 
 @bp.get("/libraries/<library_id>/rows")
-def library_rows(library_id: str):
+def library_rows(library_id: str) -> ResponseReturnValue:
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
@@ -152,7 +154,7 @@ def _summary(by_state: dict[str, int]) -> dict[str, int]:
 
 
 @bp.post("/libraries/<library_id>/tasks")
-def track_tasks(library_id: str):
+def track_tasks(library_id: str) -> ResponseReturnValue:
     """Track the task ids typed into the form, then go back to the library page."""
     library = _library_or_404(library_id)
     form = {"task_ids": request.form.get("task_ids", ""), "label": request.form.get("label", "")}
@@ -175,7 +177,7 @@ def track_tasks(library_id: str):
 
 
 @bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/untrack")
-def untrack_task(library_id: str, task_id: int):
+def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = _library_or_404(library_id)
     if store.untrack_tasks(library.id, [task_id]):
@@ -186,7 +188,7 @@ def untrack_task(library_id: str, task_id: int):
 
 
 @bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/recheck")
-def recheck_task(library_id: str, task_id: int):
+def recheck_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Ask SMH again about a task it did not know."""
     library = _library_or_404(library_id)
     if store.recheck_task(library.id, task_id, tracker.now()):
@@ -198,7 +200,7 @@ def recheck_task(library_id: str, task_id: int):
 
 
 @bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>")
-def task(library_id: str, task_id: int):
+def task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Show everything known about one task: results, timeline and SMH's last answer."""
     library = _library_or_404(library_id)
     task, outage = _refreshed_task(library, task_id)
@@ -208,7 +210,7 @@ def task(library_id: str, task_id: int):
 
 
 @bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>/detail")
-def task_detail(library_id: str, task_id: int):
+def task_detail(library_id: str, task_id: int) -> ResponseReturnValue:
     """Render the live part of a task page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
     task, outage = _refreshed_task(library, task_id)
@@ -240,7 +242,7 @@ def _task_context(library: Library, task: store.Task, outage: tracker.Outage | N
 
 
 @bp.get("/api/v1/task/<library_id>/<task_id_list>")
-def proxy_tasks(library_id: str, task_id_list: str):
+def proxy_tasks(library_id: str, task_id_list: str) -> ResponseReturnValue:
     """Answer SMH's task query for a configured library, without a token, through the cache."""
     library = tracker.get_library(library_id)
     if library is None:
@@ -262,7 +264,7 @@ def proxy_tasks(library_id: str, task_id_list: str):
     return jsonify(items)
 
 
-def _outage_error(outage: tracker.Outage):
+def _outage_error(outage: tracker.Outage) -> Response:
     if outage.status is not None and 400 <= outage.status < 500:
         status, code = outage.status, outage.code or "UpstreamRefused"
     elif outage.is_timeout:
@@ -274,7 +276,7 @@ def _outage_error(outage: tracker.Outage):
     return response
 
 
-def _smh_error(status: int, code: str, message: str, request_id: str | None = None):
+def _smh_error(status: int, code: str, message: str, request_id: str | None = None) -> Response:
     body = {"code": code, "message": message}
     if request_id:
         body["requestId"] = request_id
@@ -284,13 +286,13 @@ def _smh_error(status: int, code: str, message: str, request_id: str | None = No
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """Say the dashboard is up, cheaply (for load balancers and the benchmark)."""
     return {"status": "ok"}
 
 
 @bp.after_app_request
-def add_security_headers(response):
+def add_security_headers(response: Response) -> Response:
     """Forbid inline scripts, framing and MIME sniffing on every answer."""
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -305,7 +307,7 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def form_expired(error: CSRFError):
+def form_expired(error: CSRFError) -> ResponseReturnValue:
     """Explain a rejected form instead of a bare 400."""
     message = (
         "This form has expired or did not come from this dashboard. Reload the page and try again."
@@ -313,7 +315,7 @@ def form_expired(error: CSRFError):
     return render_template("error.html", status=400, message=message), 400
 
 
-def http_error(error: HTTPException):
+def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     if _wants_json():
         code = {404: "RouteNotFound", 405: "MethodNotAllowed"}.get(error.code, "ParamInvalid")
@@ -321,7 +323,7 @@ def http_error(error: HTTPException):
     return render_template("error.html", status=error.code, message=error.description), error.code
 
 
-def server_error(error: Exception):
+def server_error(error: Exception) -> ResponseReturnValue:
     """Log an unexpected failure and show a plain page that leaks nothing."""
     if isinstance(error, HTTPException):
         return http_error(error)

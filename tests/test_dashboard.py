@@ -710,3 +710,23 @@ def test_worker_processes_share_the_window_through_the_database(settings, sim, c
     assert sim.calls["task.query"] == 2
     for app in (first, second):
         app.extensions["store"].dispose()
+
+
+def test_an_unexpected_failure_is_a_plain_page_that_leaks_nothing(client, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database on fire: lib1-very-secret-key")
+
+    monkeypatch.setattr(store, "count_states", broken)
+    monkeypatch.setattr(store, "final_answers", broken)
+
+    page = client.get("/libraries/lib1")
+    api = client.get("/api/v1/task/lib1/5")
+
+    assert page.status_code == 500
+    assert "Something went wrong on the dashboard" in page.get_data(as_text=True)
+    assert api.status_code == 500
+    assert api.get_json()["code"] == "InternalServerError"
+    for response in (page, api):
+        assert "on fire" not in response.get_data(as_text=True)
+        assert "Traceback" not in response.get_data(as_text=True)
+    assert "database on fire" in caplog.text  # but the operator's log has it
