@@ -30,8 +30,6 @@ DEFAULTS = {
     "FLASK_SECRET_KEY": None,
     "TRUSTED_PROXIES": 0,
     "CACHE_TYPE": "SimpleCache",
-    "CACHE_REDIS_URL": None,
-    "CACHE_DIR": None,
     # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
     "CACHE_THRESHOLD": 100_000,
     "TASKS_PER_PAGE": 50,

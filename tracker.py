@@ -154,6 +154,12 @@ def fetch_statuses(
         found |= {i: smh.parse_task_item(answer) for i, answer in answers.items()}
     if len(found) == len(task_ids):
         return found, None
+    return _fetch_rest(library, task_ids, found)
+
+
+def _fetch_rest(
+    library: Library, task_ids: list[int], found: dict[int, smh.TaskStatus]
+) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
     watch = current_app.extensions["watches"][library.id]
     # Another request is already asking SMH; if that takes too long, show what is known.
     if not watch.lock.acquire(timeout=current_app.config["SMH_TIMEOUT"] + 5):
@@ -237,7 +243,9 @@ def poll_library(library: Library) -> Outage | None:
     due = _stale_ids(library)
     if not due:
         return None
-    _, outage = fetch_statuses(library, due)
+    # Due tasks are polled ones: none has finished for good, so only the locked fetch applies
+    # (it checks the cache again itself).
+    _, outage = _fetch_rest(library, due, {})
     return outage
 
 
