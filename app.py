@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import api
 import commands
 import config
-import filters
+import errors
+import formatting
+import libraries
+import pages
+import poller
 import store
-import tracker
-import views
 
 
 def create_app(overrides: Mapping | None = None) -> Flask:
@@ -25,7 +28,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     app.config.update(overrides or {})
     try:
         config.check_settings(app.config)
-        libraries = config.load_libraries(app.config)
+        configured = libraries.load_libraries(app.config)
     except config.ConfigError as error:
         raise SystemExit(f"Configuration error: {error}") from None
 
@@ -38,9 +41,12 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
     store.init_app(app)
-    tracker.init_app(app, libraries)
-    views.init_app(app)
-    filters.init_app(app)
+    libraries.init_app(app, configured)
+    poller.init_app(app)
+    pages.init_app(app)
+    app.register_blueprint(api.bp)
+    errors.init_app(app)
+    formatting.init_app(app)
     commands.init_app(app, create_app)
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

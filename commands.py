@@ -10,9 +10,11 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
+import inputs
+import libraries
+import poller
 import store
-import tracker
-from config import Library
+from libraries import Library
 from simulator import Simulator
 
 DEMO_LIBRARIES = [
@@ -29,17 +31,17 @@ def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
 
 
 def _library_or_fail(library_id: str) -> Library:
-    library = tracker.get_library(library_id)
+    library = libraries.get_library(library_id)
     if library is None:
-        known = ", ".join(lib.id for lib in tracker.libraries()) or "none"
+        known = ", ".join(lib.id for lib in libraries.all_libraries()) or "none"
         raise click.BadParameter(f"{library_id!r} is not configured (configured: {known})")
     return library
 
 
 def _ids_or_fail(task_ids: tuple[str, ...]) -> list[int]:
     try:
-        return tracker.parse_task_ids(" ".join(task_ids))
-    except ValueError as error:
+        return inputs.parse_task_ids(" ".join(task_ids))
+    except inputs.InputError as error:
         raise click.BadParameter(str(error), param_hint="TASK_ID") from None
 
 
@@ -52,9 +54,11 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
     """Track SMH tasks of a library (ids separated by spaces or commas)."""
     library = _library_or_fail(library_id)
     ids = _ids_or_fail(task_ids)
-    if len(label.strip()) > 200:
-        raise click.BadParameter("keep the label under 200 characters", param_hint="--label")
-    new = store.track_tasks(library.id, ids, label.strip(), tracker.now())
+    try:
+        label = inputs.parse_label(label)
+    except inputs.InputError as error:
+        raise click.BadParameter(str(error), param_hint="--label") from None
+    new = store.track_tasks(library.id, ids, label, poller.now())
     click.echo(
         f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
     )
@@ -77,8 +81,8 @@ def refresh() -> None:
     """Ask SMH once about every running task and print where each tracked task stands."""
     failed = False
     click.echo(f"{'LIBRARY':<24} {'TASK':>20}  {'STATE':<11} {'DELETED':>9}  LABEL")
-    for library in tracker.libraries():
-        outage = tracker.poll_library(library)
+    for library in libraries.all_libraries():
+        outage = poller.poll_library(library)
         if outage:
             failed = True
             click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
@@ -137,7 +141,7 @@ def demo(host: str, port: int) -> None:
 
 def _stage_demo(sim: Simulator) -> None:
     """Create demo tasks upstream and track them, so the first minute shows every state."""
-    now = tracker.now()
+    now = poller.now()
     plan = [
         ("demo-marketing", {"run_seconds": 20, "delete_count": 1834}, "Spring campaign cleanup"),
         ("demo-marketing", {"run_seconds": 45, "delete_count": 12077}, "Old product shots"),

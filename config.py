@@ -1,13 +1,12 @@
-"""The dashboard's configuration: defaults, the environment, and the media libraries it watches."""
+"""The dashboard's settings: defaults in code, then what the environment gives, checked."""
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import smh
 
 DEFAULTS = {
     "SMH_LIBRARY_ID": None,
@@ -21,7 +20,7 @@ DEFAULTS = {
     "SMH_TOKEN_PERIOD": 86400,
     "SMH_TIMEOUT": 10.0,
     "SMH_RETRIES": 1,
-    "SMH_MAX_IDS_PER_CALL": 100,
+    "SMH_MAX_IDS_PER_CALL": smh.MAX_IDS_PER_CALL,
     "SMH_CACHE_SECONDS": 5,
     "SMH_POLL_SECONDS": 3.0,
     "SMH_MAX_BACKOFF_SECONDS": 60.0,
@@ -51,24 +50,10 @@ NUMBERS = {
 
 # Settings that only code can give: a list of libraries has no sensible one-string form.
 CODE_ONLY = {"SMH_LIBRARIES"}
-LIBRARY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-LIBRARY_KEYS = {"id", "name", "secret", "secret_env", "token", "token_env", "user_id", "base_url"}
 
 
 class ConfigError(ValueError):
     """A configuration value that the dashboard cannot start with; the text names the setting."""
-
-
-@dataclass(frozen=True)
-class Library:
-    """One SMH media library the dashboard watches, with the credential to reach it."""
-
-    id: str
-    name: str
-    secret: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    user_id: str | None = None
-    base_url: str | None = None
 
 
 def from_environ(environ: Mapping[str, str] = os.environ) -> dict:
@@ -94,100 +79,3 @@ def check_settings(config: dict) -> None:
         if not math.isfinite(value) or value < least:
             raise ConfigError(f"{name} must be at least {least:g}, not {raw!r}")
         config[name] = value
-
-
-def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> list[Library]:
-    """Read the libraries from SMH_LIBRARY_* settings, SMH_LIBRARIES and SMH_LIBRARIES_FILE."""
-    default_base_url = _base_url(config.get("SMH_BASE_URL"), "SMH_BASE_URL")
-    entries: list[tuple[str, Mapping]] = []
-    if config.get("SMH_LIBRARY_ID"):
-        single = {
-            "id": config["SMH_LIBRARY_ID"],
-            "name": config.get("SMH_LIBRARY_NAME"),
-            "secret": config.get("SMH_LIBRARY_SECRET"),
-            "token": config.get("SMH_ACCESS_TOKEN"),
-            "user_id": config.get("SMH_USER_ID"),
-        }
-        entries.append(("SMH_LIBRARY_ID", single))
-    elif config.get("SMH_LIBRARY_SECRET") or config.get("SMH_ACCESS_TOKEN"):
-        raise ConfigError("SMH_LIBRARY_ID is not set, but a secret or access token is")
-    entries += [(f"SMH_LIBRARIES[{i}]", e) for i, e in enumerate(config.get("SMH_LIBRARIES") or ())]
-    if config.get("SMH_LIBRARIES_FILE"):
-        entries += _read_libraries_file(config["SMH_LIBRARIES_FILE"])
-
-    libraries: dict[str, Library] = {}
-    for where, entry in entries:
-        library = _library(where, entry, environ, default_base_url)
-        if library.id in libraries:
-            raise ConfigError(f"{where}: library {library.id} is configured twice")
-        libraries[library.id] = library
-    return list(libraries.values())
-
-
-def _read_libraries_file(path: str) -> list[tuple[str, Mapping]]:
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: cannot read {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} is not valid TOML: {error}") from None
-    tables = data.get("library", [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} must list libraries as [[library]] tables")
-    if not tables:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} lists no [[library]]")
-    return [(f"SMH_LIBRARIES_FILE {path}, library #{i + 1}", t) for i, t in enumerate(tables)]
-
-
-def _library(
-    where: str, entry: Mapping, environ: Mapping[str, str], base_url: str | None
-) -> Library:
-    unknown = set(entry) - LIBRARY_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    library_id = entry.get("id")
-    if not isinstance(library_id, str) or not LIBRARY_ID.match(library_id):
-        raise ConfigError(
-            f"{where}: library id {library_id!r} must be letters, digits, '-' or '_' (max 64)"
-        )
-    secret = _credential(where, entry, "secret", environ)
-    token = _credential(where, entry, "token", environ)
-    if bool(secret) == bool(token):
-        raise ConfigError(
-            f"{where}: library {library_id} needs exactly one of a secret "
-            "(SMH_LIBRARY_SECRET / secret / secret_env) or an access token "
-            "(SMH_ACCESS_TOKEN / token / token_env)"
-        )
-    for key in ("name", "user_id"):
-        if entry.get(key) is not None and not isinstance(entry[key], str):
-            raise ConfigError(f"{where}: {key} must be a string")
-    return Library(
-        id=library_id,
-        name=entry.get("name") or library_id,
-        secret=secret,
-        token=token,
-        user_id=entry.get("user_id") or None,
-        base_url=_base_url(entry.get("base_url"), f"{where}: base_url") or base_url,
-    )
-
-
-def _credential(where: str, entry: Mapping, key: str, environ: Mapping[str, str]) -> str | None:
-    value, variable = entry.get(key), entry.get(f"{key}_env")
-    if value is not None and variable is not None:
-        raise ConfigError(f"{where}: give {key} or {key}_env, not both")
-    if variable is not None:
-        if not isinstance(variable, str) or not environ.get(variable):
-            raise ConfigError(f"{where}: {key}_env names {variable!r}, which is not set")
-        return environ[variable]
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string")
-    return value or None
-
-
-def _base_url(value: object, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
-    return value.rstrip("/")

@@ -194,6 +194,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._libraries: dict[str, _Library] = {}
         self._tokens: dict[str, _Token] = {}
+        self._issued: list[tuple[str, str]] = []
         self._tasks: dict[int, _Task] = {}
         self._next_task_id = FIRST_TASK_ID
         self._faults: list[_Fault] = []
@@ -256,6 +257,11 @@ class Simulator:
             if library_id not in self._libraries:
                 raise ValueError(f"no library {library_id!r}")
             return self._mint(library_id, period, grant == "admin", user_id)
+
+    def issued_tokens(self, library_id: str) -> list[str]:
+        """Return every token ever minted for a library, oldest first, revoked or not."""
+        with self._lock:
+            return [token for library, token in self._issued if library == library_id]
 
     def revoke_token(self, token: str) -> None:
         """Make `token` unknown from now on."""
@@ -388,6 +394,7 @@ class Simulator:
         lifetime = period if self._token_lifetime is None else self._token_lifetime
         expires_at = self._clock() + lifetime
         self._tokens[token] = _Token(library_id, admin, user_id, lifetime, expires_at)
+        self._issued.append((library_id, token))
         return token
 
     def _authenticate(self, library_id: str, token: str, now: float) -> _Token:

@@ -12,17 +12,12 @@ from dataclasses import dataclass, field
 
 import requests
 
+import states
+
 log = logging.getLogger(__name__)
 
-RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
-    "running",
-    "done",
-    "done_empty",
-    "failed",
-    "unknown",
-    "missing",
-)
-STATE_BY_CODE = {202: RUNNING, 200: DONE, 204: DONE_EMPTY, 500: FAILED}
+# SMH answers TooManyItems past this many ids in one task query.
+MAX_IDS_PER_CALL = 100
 
 # SMH's answers that concern the whole library (or our credentials), not one task id: splitting a
 # batch to find the refused id would only repeat the same refusal.
@@ -124,7 +119,7 @@ class ResultEntry:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """What SMH said about one task, or that it said nothing (state MISSING)."""
+    """What SMH said about one task, or that it said nothing (state states.MISSING)."""
 
     task_id: int
     state: str
@@ -137,7 +132,7 @@ class TaskStatus:
     @property
     def is_terminal(self) -> bool:
         """Tell whether SMH will not change its answer for this task any more."""
-        return self.state in (DONE, DONE_EMPTY, FAILED)
+        return self.state in states.FINISHED
 
 
 @dataclass(frozen=True)
@@ -173,7 +168,7 @@ def parse_task_item(item: object) -> TaskStatus:
     counts = [e.delete_count for e in entries if e.delete_count is not None]
     return TaskStatus(
         task_id=task_id,
-        state=STATE_BY_CODE.get(code, UNKNOWN),
+        state=states.state_for_code(code),
         code=code,
         results=tuple(entries),
         delete_count=sum(counts) if counts else None,
@@ -221,7 +216,7 @@ class SMHClient:
         retries: int = 2,
         backoff: float = 0.5,
         max_retry_after: float = 30.0,
-        max_ids_per_call: int = 100,
+        max_ids_per_call: int = MAX_IDS_PER_CALL,
         max_answer_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -263,7 +258,7 @@ class SMHClient:
         found: dict[int, TaskStatus] = {}
         for start in range(0, len(ids), self.max_ids_per_call):
             found.update(self._query_batch(ids[start : start + self.max_ids_per_call]))
-        return [found.get(i) or TaskStatus(task_id=i, state=MISSING) for i in ids]
+        return [found.get(i) or TaskStatus(task_id=i, state=states.MISSING) for i in ids]
 
     def _query_batch(self, ids: list[int]) -> dict[int, TaskStatus]:
         path = f"/api/v1/task/{self.library_id}/{','.join(map(str, ids))}"
@@ -274,7 +269,8 @@ class SMHClient:
             if not _refuses_some_id(error):
                 raise
             if len(ids) == 1:
-                return {ids[0]: TaskStatus(task_id=ids[0], state=MISSING, refusal=str(error))}
+                refused = TaskStatus(task_id=ids[0], state=states.MISSING, refusal=str(error))
+                return {ids[0]: refused}
             # SMH refused the whole batch over some id (it may answer 400/403/404 for an id it
             # no longer keeps); halve until the refused ids stand alone, so that the other tasks'
             # states still come through.

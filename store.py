@@ -29,28 +29,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+import inputs
+import libraries
 import smh
-
-PENDING = "pending"
-# A row's state is one of SMH's (smh.RUNNING … smh.MISSING) or PENDING, not answered for yet.
-# A status code SMH does not document (smh.UNKNOWN) is shown and not asked about again: a
-# person can ask for another check.
-POLLED_STATES = (PENDING, smh.RUNNING)
-FINISHED_STATES = (smh.DONE, smh.DONE_EMPTY, smh.FAILED)
-FILTERS = {
-    "running": (PENDING, smh.RUNNING),
-    "done": (smh.DONE, smh.DONE_EMPTY),
-    "failed": (smh.FAILED,),
-    "unknown": (smh.UNKNOWN, smh.MISSING),
-}
+import states
 
 metadata = MetaData()
 tasks = Table(
     "tasks",
     metadata,
-    Column("library_id", String(64), primary_key=True),
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
     Column("task_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("label", String(200)),
+    Column("label", String(inputs.MAX_LABEL_LENGTH)),
     Column("state", String(16), nullable=False),
     Column("smh_status", Integer),
     Column("delete_count", BigInteger),
@@ -87,12 +77,12 @@ class Task:
     @property
     def is_polled(self) -> bool:
         """Tell whether the dashboard still asks SMH about this task."""
-        return self.state in POLLED_STATES
+        return self.state in states.POLLED
 
     @property
     def can_recheck(self) -> bool:
         """Tell whether a person may ask for another check (SMH did not know it, or oddly)."""
-        return self.state in (smh.MISSING, smh.UNKNOWN)
+        return self.state in states.RECHECKABLE
 
 
 def init_app(app: Flask) -> None:
@@ -143,7 +133,7 @@ def track_tasks(
                                 "library_id": library_id,
                                 "task_id": i,
                                 "label": label or None,
-                                "state": PENDING,
+                                "state": states.PENDING,
                                 "added_at": now,
                             }
                             for i in new
@@ -173,7 +163,7 @@ def stale_ids(library_id: str, checked_before: float) -> list[int]:
                 select(tasks.c.task_id)
                 .where(
                     tasks.c.library_id == library_id,
-                    tasks.c.state.in_(POLLED_STATES),
+                    tasks.c.state.in_(states.POLLED),
                     or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= checked_before),
                 )
                 .order_by(tasks.c.task_id)
@@ -188,7 +178,7 @@ def final_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict]:
             select(tasks.c.task_id, tasks.c.last_answer).where(
                 tasks.c.library_id == library_id,
                 tasks.c.task_id.in_(list(task_ids)),
-                tasks.c.state.in_(FINISHED_STATES),
+                tasks.c.state.in_(states.FINISHED),
                 tasks.c.last_answer.is_not(None),
             )
         )
@@ -207,7 +197,7 @@ def record_statuses(
             select(tasks).where(
                 tasks.c.library_id == library_id,
                 tasks.c.task_id.in_(list(by_id)),
-                tasks.c.state.in_(POLLED_STATES),
+                tasks.c.state.in_(states.POLLED),
             )
         ).mappings()
         for row in rows.all():
@@ -225,14 +215,14 @@ def record_statuses(
 
 
 def _observe(row: Mapping, status: smh.TaskStatus, now: float, grace_seconds: float) -> dict:
-    if status.state == smh.MISSING:
+    if status.state == states.MISSING:
         # A task tracked moments ago may not be listed yet, and SMH may skip one in a single
         # answer; only after the grace period is it forgotten (SMH keeps 30 days) or never
         # existed, and its last known state stays as it was.
         missing_since = row["missing_since"] or now
         change = {"checked_at": now, "missing_since": missing_since}
         if now - missing_since >= grace_seconds:
-            change["state"] = smh.MISSING
+            change["state"] = states.MISSING
         return change
     change = {
         "checked_at": now,
@@ -247,7 +237,7 @@ def _observe(row: Mapping, status: smh.TaskStatus, now: float, grace_seconds: fl
         or None,
         "last_answer": status.raw,
     }
-    if status.state == smh.RUNNING and row["first_running_at"] is None:
+    if status.state == states.RUNNING and row["first_running_at"] is None:
         change["first_running_at"] = now
     if status.is_terminal and row["finished_at"] is None:
         change["finished_at"] = now
@@ -262,9 +252,9 @@ def recheck_task(library_id: str, task_id: int, now: float) -> bool:
             .where(
                 tasks.c.library_id == library_id,
                 tasks.c.task_id == task_id,
-                tasks.c.state.in_((smh.MISSING, smh.UNKNOWN)),
+                tasks.c.state.in_(states.RECHECKABLE),
             )
-            .values(state=PENDING, missing_since=None)
+            .values(state=states.PENDING, missing_since=None)
         )
         return result.rowcount == 1
 

@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-import tracker
+import libraries
+import poller
 from app import create_app
 from simulator import FakeClock, Simulator
 
@@ -57,11 +58,10 @@ def settings(tmp_path, upstream):
 @pytest.fixture
 def app(settings, clock, monkeypatch):
     # The dashboard's clock and the simulated SMH's clock move together.
-    monkeypatch.setattr(tracker, "now", clock)
+    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     yield app
-    for watch in app.extensions["watches"].values():
-        watch.client.close()
+    libraries.close_app(app)
     app.extensions["store"].dispose()
 
 

@@ -70,5 +70,5 @@ def test_refresh_reports_upstream_failure_and_exits_non_zero(runner, app, sim):
 def test_overlong_labels_are_refused_as_on_the_form(runner, app):
     result = runner.invoke(args=["track", "lib1", "5", "--label", "x" * 201])
     assert result.exit_code == 2
-    assert "keep the label under 200 characters" in result.output
+    assert "Keep the label under 200 characters" in result.output
     assert tracked(app) == {}

@@ -1,12 +1,13 @@
 import pytest
 
 import config
+import libraries
 from app import create_app
 
 
 def libraries_from(settings, environ=None):
     merged = dict(config.DEFAULTS) | settings
-    return config.load_libraries(merged, environ or {})
+    return libraries.load_libraries(merged, environ or {})
 
 
 def test_one_library_from_the_environment_with_a_secret():

@@ -113,11 +113,11 @@ def test_proxy_refuses_other_methods_in_smh_style(client):
 def test_upstream_failures_map_to_gateway_errors_or_pass_through(
     settings, sim, clock, monkeypatch, fault, status, code
 ):
-    import tracker
+    import poller
     from app import create_app
 
     settings["SMH_TIMEOUT"] = 0.3
-    monkeypatch.setattr(tracker, "now", clock)
+    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     client = app.test_client()
     task_id = sim.add_task("lib1")

@@ -6,6 +6,7 @@ import pytest
 import requests
 
 import smh
+import states
 from simulator import Simulator
 from tests.conftest import SECRET
 
@@ -46,11 +47,11 @@ def test_each_task_state_comes_back_with_its_result(sim, clock, make_client):
     statuses = make_client().query_tasks([running, done, empty, failed, odd])
 
     assert [(s.task_id, s.state, s.code) for s in statuses] == [
-        (running, smh.RUNNING, 202),
-        (done, smh.DONE, 200),
-        (empty, smh.DONE_EMPTY, 204),
-        (failed, smh.FAILED, 500),
-        (odd, smh.UNKNOWN, 418),
+        (running, states.RUNNING, 202),
+        (done, states.DONE, 200),
+        (empty, states.DONE_EMPTY, 204),
+        (failed, states.FAILED, 500),
+        (odd, states.UNKNOWN, 418),
     ]
     assert statuses[1].results == (smh.ResultEntry(err="", status=0, delete_count=42),)
     assert statuses[1].delete_count == 42
@@ -66,9 +67,9 @@ def test_each_task_state_comes_back_with_its_result(sim, clock, make_client):
 def test_running_task_becomes_done_as_time_passes(sim, clock, make_client):
     task_id = sim.add_task("lib1", run_seconds=30, delete_count=7)
     client = make_client()
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
     clock.advance(31)
-    assert client.query_tasks([task_id])[0].state == smh.DONE
+    assert client.query_tasks([task_id])[0].state == states.DONE
 
 
 def test_delete_counts_of_several_result_entries_are_summed():
@@ -92,7 +93,7 @@ def test_250_ids_are_asked_in_three_calls(sim, make_client):
     assert sim.calls["task.query"] == 3
     assert [len(asked) for asked in sim.task_queries] == [100, 100, 50]
     assert [s.task_id for s in statuses] == ids
-    assert all(s.state == smh.RUNNING for s in statuses)
+    assert all(s.state == states.RUNNING for s in statuses)
 
 
 def test_duplicate_ids_are_folded(sim, make_client):
@@ -111,10 +112,10 @@ def test_ids_smh_leaves_out_are_reported_missing(sim, clock, make_client):
     statuses = make_client().query_tasks([known, 424242, forgotten, 999_000])
 
     assert [(s.task_id, s.state) for s in statuses] == [
-        (known, smh.DONE),
-        (424242, smh.MISSING),
-        (forgotten, smh.DONE),
-        (999_000, smh.MISSING),
+        (known, states.DONE),
+        (424242, states.MISSING),
+        (forgotten, states.DONE),
+        (999_000, states.MISSING),
     ]
 
 
@@ -124,7 +125,7 @@ def test_a_batch_refused_with_403_over_one_id_is_split_too(sim, make_client):
     client.query_tasks(ids)
     sim.inject("error", endpoint="task.query", status=403, code="TaskExpired")
     statuses = client.query_tasks(ids)
-    assert [s.state for s in statuses] == [smh.RUNNING] * 3
+    assert [s.state for s in statuses] == [states.RUNNING] * 3
     assert sim.calls["task.query"] == 4  # the refused batch, then its two halves
 
 
@@ -149,7 +150,7 @@ def test_a_batch_refused_over_one_id_still_reports_the_others(clock, mode):
         statuses = client.query_tasks([*ids[:3], 5, *ids[3:]])
         client.close()
 
-    assert [s.state for s in statuses] == [smh.DONE] * 3 + [smh.MISSING] + [smh.DONE] * 5
+    assert [s.state for s in statuses] == [states.DONE] * 3 + [states.MISSING] + [states.DONE] * 5
     assert statuses[3].refusal and f"HTTP {mode}" in statuses[3].refusal
     # Halving finds the refused id in a handful of calls, not one call per id.
     assert sim.calls["task.query"] <= 8
@@ -181,7 +182,7 @@ def test_token_expired_mid_run_is_minted_once_and_the_call_retried_once(sim, mak
     sim.expire_tokens()
     sim.reset_calls()
 
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
 
     assert sim.calls == {"task.query": 2, "token.create": 1}
 
@@ -193,12 +194,12 @@ def test_twenty_threads_on_an_expired_token_cause_one_mint(sim, make_client):
     sim.expire_tokens()
     sim.reset_calls()
     start = threading.Barrier(20)
-    states, errors = [], []
+    seen, errors = [], []
 
     def poll():
         start.wait()
         try:
-            states.append(client.query_tasks([task_id])[0].state)
+            seen.append(client.query_tasks([task_id])[0].state)
         except smh.SMHError as error:
             errors.append(error)
 
@@ -209,7 +210,7 @@ def test_twenty_threads_on_an_expired_token_cause_one_mint(sim, make_client):
         thread.join()
 
     assert errors == []
-    assert states == [smh.RUNNING] * 20
+    assert seen == [states.RUNNING] * 20
     assert sim.calls["token.create"] == 1
 
 
@@ -241,7 +242,7 @@ def test_rejected_fixed_token_says_to_configure_a_new_one(sim, make_client):
     token = sim.issue_token("lib1")
     client = make_client(secret=None, token=token)
     task_id = sim.add_task("lib1")
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
     sim.revoke_token(token)
 
     with pytest.raises(smh.SMHError) as caught:
@@ -315,7 +316,7 @@ def test_429_is_retried_after_the_time_smh_asks_for(sim, make_client, sleeps):
     sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=2)
     sim.reset_calls()
 
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
 
     assert sleeps == [2.0]
     assert sim.calls["task.query"] == 2
@@ -330,7 +331,7 @@ def test_5xx_and_timeouts_are_retried_with_growing_backoff(sim, make_client, sle
     sim.inject("error", endpoint="task.query", status=500)
     sim.reset_calls()
 
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
 
     assert sleeps == [0.5, 1.0, 2.0]
     assert sim.calls["task.query"] == 4
@@ -368,7 +369,7 @@ def test_clear_history_is_never_retried_blindly(sim, make_client):
 def test_clear_history_returns_the_task_id_and_respects_the_rate_limit(sim, clock, make_client):
     client = make_client()
     task_id = client.clear_history()
-    assert client.query_tasks([task_id])[0].state == smh.RUNNING
+    assert client.query_tasks([task_id])[0].state == states.RUNNING
 
     with pytest.raises(smh.SMHError) as caught:
         client.clear_history()
@@ -412,7 +413,7 @@ def test_numbers_sent_as_strings_are_read_and_absurd_counts_dropped():
     status = smh.parse_task_item(
         {"taskId": "7", "status": "200", "result": [{"deleteCount": 2**64, "status": "0"}]}
     )
-    assert (status.task_id, status.state) == (7, smh.DONE)
+    assert (status.task_id, status.state) == (7, states.DONE)
     assert status.results == (smh.ResultEntry(err="", status=0, delete_count=None),)
     assert status.delete_count is None
 

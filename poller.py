@@ -1,10 +1,9 @@
-"""The tracker: asks SMH about tracked tasks, sharing answers between pages and backing off."""
+"""The poller: asks SMH about tracked tasks, sharing answers between pages and backing off."""
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -12,25 +11,14 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from flask_caching import Cache
 
+import libraries
 import smh
 import store
-from config import Library
+from libraries import Library
 
 log = logging.getLogger(__name__)
 
 cache = Cache()
-
-MAX_TASK_ID = 2**63 - 1
-MAX_IDS_AT_ONCE = 100
-
-
-@dataclass
-class Watch:
-    """A configured library with its SMH client and the lock that coalesces its fetches."""
-
-    library: Library
-    client: smh.SMHClient
-    lock: threading.Lock
 
 
 @dataclass(frozen=True)
@@ -56,59 +44,10 @@ def now() -> float:
     return time.time()
 
 
-def init_app(app: Flask, libraries: list[Library]) -> None:
-    """Build an SMH client for each library and bind the answer cache."""
-    config = app.config
-    app.extensions["watches"] = {
-        library.id: Watch(
-            library=library,
-            client=smh.SMHClient(
-                library.id,
-                secret=library.secret,
-                token=library.token,
-                user_id=library.user_id,
-                base_url=library.base_url,
-                token_period=config["SMH_TOKEN_PERIOD"],
-                read_timeout=config["SMH_TIMEOUT"],
-                retries=config["SMH_RETRIES"],
-                max_ids_per_call=config["SMH_MAX_IDS_PER_CALL"],
-            ),
-            lock=threading.Lock(),
-        )
-        for library in libraries
-    }
+def init_app(app: Flask) -> None:
+    """Give each configured library the lock that coalesces its fetches, and bind the cache."""
+    app.extensions["poller_locks"] = {i: threading.Lock() for i in app.extensions["libraries"]}
     cache.init_app(app)
-
-
-def libraries() -> list[Library]:
-    """Return the configured libraries in configuration order."""
-    return [w.library for w in current_app.extensions["watches"].values()]
-
-
-def get_library(library_id: str) -> Library | None:
-    """Return the configured library with this id, or None."""
-    watch = current_app.extensions["watches"].get(library_id)
-    return watch.library if watch else None
-
-
-def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
-    """Parse task ids typed by a person; raise ValueError with a message they can act on."""
-    tokens = [t for t in re.split(separators, text.strip()) if t]
-    if not tokens:
-        raise ValueError("Enter at least one task id.")
-    ids = []
-    for token in tokens:
-        valid = token.isascii() and token.isdigit() and len(token) <= 19
-        if not valid or not 0 < int(token) <= MAX_TASK_ID:
-            shown = token if len(token) <= 24 else token[:21] + "…"
-            raise ValueError(
-                f"“{shown}” is not a task id: task ids are whole numbers from 1 to {MAX_TASK_ID}."
-            )
-        ids.append(int(token))
-    ids = list(dict.fromkeys(ids))
-    if len(ids) > MAX_IDS_AT_ONCE:
-        raise ValueError(f"That is {len(ids)} task ids; give at most {MAX_IDS_AT_ONCE} at once.")
-    return ids
 
 
 def _key(library_id: str, task_id: int) -> str:
@@ -128,7 +67,7 @@ def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     if not task_ids:
         return {}
     values = cache.get_many(*(_key(library_id, i) for i in task_ids))
-    # Entries carry their fetch time so that a window also ends by the tracker's clock, which
+    # Entries carry their fetch time so that a window also ends by the poller's clock, which
     # tests move by hand; the cache's own timeout ends it by the wall clock.
     oldest = now() - current_app.config["SMH_CACHE_SECONDS"]
     return {
@@ -160,20 +99,19 @@ def fetch_statuses(
 def _fetch_rest(
     library: Library, task_ids: list[int], found: dict[int, smh.TaskStatus]
 ) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    watch = current_app.extensions["watches"][library.id]
+    lock = current_app.extensions["poller_locks"][library.id]
     # Another request is already asking SMH; if that takes too long, show what is known.
-    if not watch.lock.acquire(timeout=current_app.config["SMH_TIMEOUT"] + 5):
+    if not lock.acquire(timeout=current_app.config["SMH_TIMEOUT"] + 5):
         return found, current_outage(library.id)
     try:
-        return _fetch_locked(watch, task_ids, found)
+        return _fetch_locked(library, task_ids, found)
     finally:
-        watch.lock.release()
+        lock.release()
 
 
 def _fetch_locked(
-    watch: Watch, task_ids: list[int], found: dict[int, smh.TaskStatus]
+    library: Library, task_ids: list[int], found: dict[int, smh.TaskStatus]
 ) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    library = watch.library
     missing = [i for i in task_ids if i not in found]
     found |= _cached(library.id, missing)
     missing = [i for i in missing if i not in found]
@@ -185,7 +123,7 @@ def _fetch_locked(
     asked = set(missing)
     wanted = missing + [i for i in _stale_ids(library) if i not in asked]
     try:
-        statuses = watch.client.query_tasks(wanted)
+        statuses = libraries.client_for(library.id).query_tasks(wanted)
     except smh.SMHError as error:
         return found, _record_outage(library.id, error, outage)
     fetched_at = now()

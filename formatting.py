@@ -1,4 +1,4 @@
-"""How the pages show things: status badges, times, durations and JSON."""
+"""How templates show values: badges, times, durations, numbers and JSON (Jinja filters)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,35 @@ import time
 
 from flask import Flask
 
-import smh
+import inputs
+import states
 import store
-
-BADGES = {
-    store.PENDING: ("Waiting for SMH", "running"),
-    smh.RUNNING: ("Running", "running"),
-    smh.DONE: ("Done", "done"),
-    smh.DONE_EMPTY: ("Done, no result", "done"),
-    smh.FAILED: ("Failed", "failed"),
-    smh.UNKNOWN: ("Unknown status", "unknown"),
-    smh.MISSING: ("Unknown upstream", "unknown"),
-}
 
 
 def init_app(app: Flask) -> None:
     """Make the filters and helpers available to every template."""
     app.jinja_env.filters.update(
-        ago=ago, utc=utc, iso=iso, duration=duration, pretty_json=pretty_json
+        ago=ago, utc=utc, iso=iso, duration=duration, number=number, pretty_json=pretty_json
     )
-    app.jinja_env.globals.update(badge=badge, last_seen=last_seen)
+    # The vocabularies and limits pages show come from their one home, never copied into markup.
+    app.jinja_env.globals.update(
+        badge=badge, last_seen=last_seen, FILTERS=states.FILTERS, inputs=inputs
+    )
 
 
-def badge(task: store.Task) -> tuple[str, str]:
-    """Return a task's badge text and colour class."""
-    text, tone = BADGES.get(task.state, ("Unknown", "unknown"))
-    if task.state == smh.UNKNOWN and task.smh_status is not None:
-        text = f"Unknown status {task.smh_status}"
-    return text, tone
+def badge(task: store.Task) -> states.Badge:
+    """Return a task's badge: its text and colour class."""
+    return states.badge_for(task.state, task.smh_status)
+
+
+def last_seen(task: store.Task) -> str:
+    """Name the state SMH last reported for a task it no longer lists, or ''."""
+    return states.last_seen(task.state, task.smh_status)
+
+
+def number(value: int | None) -> str:
+    """Format a count with thousands separators, or an em dash when there is none."""
+    return "—" if value is None else f"{value:,}"
 
 
 def pretty_json(value: object) -> str:
@@ -81,9 +82,3 @@ def duration(seconds: float | None, short: bool = False) -> str:
     if hours < 48:
         return f"{hours} h" if short or not minutes else f"{hours} h {minutes} min"
     return f"{hours // 24} days"
-
-
-def last_seen(task: store.Task) -> str:
-    """Name the state SMH last reported for a task it no longer lists, or ''."""
-    state = smh.STATE_BY_CODE.get(task.smh_status) if task.smh_status is not None else None
-    return BADGES[state][0] if state else ""

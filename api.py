@@ -1,0 +1,57 @@
+"""The JSON API: SMH's task query answered for configured libraries, without exposing a token."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, Response, jsonify
+from flask.typing import ResponseReturnValue
+
+import inputs
+import libraries
+import poller
+import states
+
+# Every path under API_ROOT answers errors as the API does, versions to come included.
+API_ROOT = "/api/"
+URL_PREFIX = API_ROOT + "v1"
+bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
+
+
+@bp.get("/task/<library_id>/<task_id_list>")
+def tasks(library_id: str, task_id_list: str) -> ResponseReturnValue:
+    """Answer SMH's task query for a configured library, without a token, through the cache."""
+    library = libraries.get_library(library_id)
+    if library is None:
+        return error(404, "LibraryNotFound", f"No media library {library_id} is configured.")
+    try:
+        ids = inputs.parse_task_id_list(task_id_list)
+    except inputs.InputError as bad:
+        return error(400, bad.code, str(bad))
+    found, outage = poller.fetch_statuses(library, ids)
+    if outage is not None and len(found) < len(ids):
+        return _outage_error(outage)
+    items = [found[i].raw for i in ids if i in found and found[i].state != states.MISSING]
+    return jsonify(items)
+
+
+def _outage_error(outage: poller.Outage) -> Response:
+    if outage.status is not None and 400 <= outage.status < 500:
+        status, code = outage.status, outage.code or "UpstreamRefused"
+    elif outage.is_timeout:
+        status, code = 504, "GatewayTimeout"
+    else:
+        status, code = 502, "BadGateway"
+    response = error(status, code, f"SMH failed: {outage.message}", outage.request_id)
+    response.headers["Retry-After"] = str(max(1, math.ceil(outage.retry_at - poller.now())))
+    return response
+
+
+def error(status: int, code: str, message: str, request_id: str | None = None) -> Response:
+    """Answer an error in SMH's own shape: {code, message, requestId}."""
+    body = {"code": code, "message": message}
+    if request_id:
+        body["requestId"] = request_id
+    response = jsonify(body)
+    response.status_code = status
+    return response

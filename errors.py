@@ -1,0 +1,52 @@
+"""Which error shape a request gets: SMH's JSON under the API's prefix, an HTML page elsewhere."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+import api
+
+API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed"}
+
+
+def init_app(app: Flask) -> None:
+    """Answer every error, from a route or from routing itself, through the one rule below."""
+    app.register_error_handler(CSRFError, form_expired)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, server_error)
+
+
+def wants_json() -> bool:
+    """Tell whether this request is an API call (even to a route that does not exist)."""
+    return request.path.startswith(api.API_ROOT)
+
+
+def form_expired(error: CSRFError) -> ResponseReturnValue:
+    """Explain a rejected form instead of a bare 400."""
+    message = (
+        "This form has expired or did not come from this dashboard. Reload the page and try again."
+    )
+    return render_template("error.html", status=400, message=message), 400
+
+
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """Show 4xx errors as a page, or in SMH's error shape on the API."""
+    status = error.code or 400
+    if wants_json():
+        code = API_CODES.get(status, "ParamInvalid")
+        return api.error(status, code, error.description or error.name)
+    return render_template("error.html", status=status, message=error.description), status
+
+
+def server_error(error: Exception) -> ResponseReturnValue:
+    """Log an unexpected failure and answer plainly, leaking nothing."""
+    if isinstance(error, HTTPException):
+        return http_error(error)
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    message = "Something went wrong on the dashboard. The error was logged."
+    if wants_json():
+        return api.error(500, "InternalServerError", message)
+    return render_template("error.html", status=500, message=message), 500

@@ -1,0 +1,61 @@
+"""What people type: task ids and labels, and the limits that bound them (forms, CLI, API)."""
+
+from __future__ import annotations
+
+import re
+
+import smh
+
+# Task ids are SMH's 64-bit integers; a person may give as many at once as SMH takes in one call.
+MAX_TASK_ID = smh.INT64_MAX
+MAX_IDS_AT_ONCE = smh.MAX_IDS_PER_CALL
+MAX_LABEL_LENGTH = 200
+# SMH's own syntax for TaskIdList in the task query's path, which the JSON API mirrors.
+TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
+
+
+class InputError(ValueError):
+    """Input a person or script must correct; the text says how, the code names it SMH's way."""
+
+    def __init__(self, message: str, code: str = "ParamInvalid") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
+    """Parse task ids typed by a person; raise InputError with a message they can act on."""
+    tokens = [t for t in re.split(separators, text.strip()) if t]
+    if not tokens:
+        raise InputError("Enter at least one task id.")
+    ids = []
+    for token in tokens:
+        valid = token.isascii() and token.isdigit() and len(token) <= 19
+        if not valid or not 0 < int(token) <= MAX_TASK_ID:
+            shown = token if len(token) <= 24 else token[:21] + "…"
+            raise InputError(
+                f"“{shown}” is not a task id: task ids are whole numbers from 1 to {MAX_TASK_ID}."
+            )
+        ids.append(int(token))
+    ids = list(dict.fromkeys(ids))
+    if len(ids) > MAX_IDS_AT_ONCE:
+        raise InputError(
+            f"That is {len(ids)} task ids; give at most {MAX_IDS_AT_ONCE} at once.", "TooManyItems"
+        )
+    return ids
+
+
+def parse_task_id_list(text: str) -> list[int]:
+    """Parse a TaskIdList as SMH's task query takes it in its path: ids separated by commas."""
+    if not TASK_ID_LIST.fullmatch(text):
+        raise InputError("TaskIdList must be task ids separated by commas, such as 10 or 10,12,13.")
+    if len(set(text.split(","))) > MAX_IDS_AT_ONCE:
+        raise InputError(f"Ask for at most {MAX_IDS_AT_ONCE} task ids at once.", "TooManyItems")
+    return parse_task_ids(text, separators=",")
+
+
+def parse_label(text: str) -> str:
+    """Return a label as stored (trimmed), or raise InputError if it is too long."""
+    label = text.strip()
+    if len(label) > MAX_LABEL_LENGTH:
+        raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
+    return label

@@ -1,0 +1,83 @@
+"""Task states: what SMH reports and what the dashboard adds, their groups, filters and badges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
+    "running",
+    "done",
+    "done_empty",
+    "failed",
+    "unknown",
+    "missing",
+)
+# Tracked, but not answered for yet: the dashboard's own state, never SMH's.
+PENDING = "pending"
+
+# SMH tells a task's state by the `status` inside each item of its answer, not the HTTP status.
+STATE_BY_CODE = {202: RUNNING, 200: DONE, 204: DONE_EMPTY, 500: FAILED}
+
+# The dashboard keeps asking SMH about these. A status code SMH does not document (UNKNOWN) is
+# shown and not asked about again: a person can ask for another check (RECHECKABLE).
+POLLED = (PENDING, RUNNING)
+FINISHED = (DONE, DONE_EMPTY, FAILED)
+RECHECKABLE = (MISSING, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A named group of states that a library page can be narrowed to."""
+
+    name: str
+    label: str
+    states: tuple[str, ...]
+
+
+FILTERS = {
+    f.name: f
+    for f in (
+        Filter("running", "Running", POLLED),
+        Filter("done", "Done", (DONE, DONE_EMPTY)),
+        Filter("failed", "Failed", (FAILED,)),
+        Filter("unknown", "Unknown", RECHECKABLE),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Badge:
+    """How a state is shown: its text and its colour class (text first, never colour alone)."""
+
+    text: str
+    tone: str
+
+
+BADGES = {
+    PENDING: Badge("Waiting for SMH", "running"),
+    RUNNING: Badge("Running", "running"),
+    DONE: Badge("Done", "done"),
+    DONE_EMPTY: Badge("Done, no result", "done"),
+    FAILED: Badge("Failed", "failed"),
+    UNKNOWN: Badge("Unknown status", "unknown"),
+    MISSING: Badge("Unknown upstream", "unknown"),
+}
+
+
+def state_for_code(code: int) -> str:
+    """Return the state an SMH status code stands for (UNKNOWN for one SMH does not document)."""
+    return STATE_BY_CODE.get(code, UNKNOWN)
+
+
+def badge_for(state: str, smh_status: int | None) -> Badge:
+    """Return the badge for a state, naming the status code when SMH sent an undocumented one."""
+    if state == UNKNOWN and smh_status is not None:
+        return Badge(f"Unknown status {smh_status}", "unknown")
+    return BADGES.get(state, Badge("Unknown", "unknown"))
+
+
+def last_seen(state: str, smh_status: int | None) -> str:
+    """Name the state SMH last reported for a task it no longer lists, or ''."""
+    if state != MISSING or smh_status not in STATE_BY_CODE:
+        return ""
+    return BADGES[STATE_BY_CODE[smh_status]].text
