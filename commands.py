@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -142,7 +143,7 @@ def demo(host: str, port: int) -> None:
 def _stage_demo(sim: Simulator) -> None:
     """Create demo tasks upstream and track them, so the first minute shows every state."""
     now = poller.now()
-    plan = [
+    plan: list[tuple[str, dict[str, Any], str | None]] = [
         ("demo-marketing", {"run_seconds": 20, "delete_count": 1834}, "Spring campaign cleanup"),
         ("demo-marketing", {"run_seconds": 45, "delete_count": 12077}, "Old product shots"),
         ("demo-marketing", {"run_seconds": 30, "outcome": "failed"}, "Archive 2023"),

@@ -68,18 +68,23 @@ def close_app(app: Flask) -> None:
 
 def all_libraries() -> list[Library]:
     """Return the configured libraries in configuration order."""
-    return [c.library for c in current_app.extensions["libraries"].values()]
+    return [c.library for c in _registry().values()]
 
 
 def get_library(library_id: str) -> Library | None:
     """Return the configured library with this id, or None."""
-    configured = current_app.extensions["libraries"].get(library_id)
+    configured = _registry().get(library_id)
     return configured.library if configured else None
 
 
 def client_for(library_id: str) -> smh.SMHClient:
     """Return the SMH client of a configured library."""
-    return current_app.extensions["libraries"][library_id].client
+    return _registry()[library_id].client
+
+
+def _registry() -> dict[str, Configured]:
+    registry: dict[str, Configured] = current_app.extensions["libraries"]
+    return registry
 
 
 def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> list[Library]:

@@ -60,7 +60,8 @@ def _outage_key(library_id: str) -> str:
 
 def current_outage(library_id: str) -> Outage | None:
     """Return the library's ongoing SMH failure, if its last call failed."""
-    return cache.get(_outage_key(library_id))
+    outage: Outage | None = cache.get(_outage_key(library_id))
+    return outage
 
 
 def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
@@ -189,7 +190,8 @@ def poll_library(library: Library) -> Outage | None:
 
 def poll_seconds(outage: Outage | None) -> float:
     """Return how long a page should wait before its next poll."""
-    seconds = current_app.config["SMH_POLL_SECONDS"]
+    seconds = float(current_app.config["SMH_POLL_SECONDS"])
     if outage is None:
         return seconds
-    return max(seconds, min(current_app.config["SMH_MAX_BACKOFF_SECONDS"], outage.retry_at - now()))
+    longest = float(current_app.config["SMH_MAX_BACKOFF_SECONDS"])
+    return max(seconds, min(longest, outage.retry_at - now()))

@@ -527,9 +527,12 @@ class Simulator:
         count = body.get("count", 1)
         if not _is_int(count) or count < 1:
             return _error(400, "ParamInvalid", "count must be a positive int.")
+        library_id = body.get("libraryId")
+        if not isinstance(library_id, str):
+            return _error(400, "ParamInvalid", "libraryId must be a string.")
         kwargs = {names[key]: value for key, value in body.items() if key in names}
         try:
-            task_ids = self.add_tasks(body.get("libraryId"), count, **kwargs)
+            task_ids = self.add_tasks(library_id, count, **kwargs)
         except ValueError as exc:
             return _error(400, "ParamInvalid", str(exc))
         return _json({"taskIds": task_ids})

@@ -376,7 +376,7 @@ class SMHClient:
 
     def _accept_token(self, answer: object) -> None:
         token = answer.get("accessToken") if isinstance(answer, dict) else None
-        if not isinstance(token, str) or not token:
+        if not isinstance(answer, dict) or not isinstance(token, str) or not token:
             raise SMHError("SMH's token answer has no accessToken", code="BadAnswer")
         expires_in = _int_or_none(answer.get("expiresIn")) or self.token_period
         self._token = token
