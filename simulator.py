@@ -118,6 +118,16 @@ class _Reject(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a token was minted for: its library, admin rights, user and lifetime in seconds."""
+
+    library_id: str
+    admin: bool
+    user_id: str | None
+    lifetime: float
+
+
 @dataclass
 class _Token:
     library_id: str
@@ -172,6 +182,7 @@ class _Fault:
     code: str
     retry_after: float | None
     seconds: float
+    message: str
 
 
 class Simulator:
@@ -196,6 +207,7 @@ class Simulator:
         self._tokens: dict[str, _Token] = {}
         self._issued: list[tuple[str, str]] = []
         self._tasks: dict[int, _Task] = {}
+        self._forgotten: set[int] = set()
         self._next_task_id = FIRST_TASK_ID
         self._faults: list[_Fault] = []
         self.calls: collections.Counter = collections.Counter()
@@ -238,6 +250,18 @@ class Simulator:
                 library_id, run_seconds, outcome, delete_count, task_id, created_at
             )
 
+    def forget_task(self, task_id: int) -> None:
+        """Make SMH answer as if it had lost the task, as past its memory, until `remember_task`."""
+        with self._lock:
+            if task_id not in self._tasks:
+                raise ValueError(f"no task {task_id!r}")
+            self._forgotten.add(task_id)
+
+    def remember_task(self, task_id: int) -> None:
+        """Make SMH answer for a forgotten task again, as it would have all along."""
+        with self._lock:
+            self._forgotten.discard(task_id)
+
     def add_tasks(self, library_id: str, count: int, **kwargs: Any) -> list[int]:
         """Create `count` tasks alike and return their ids."""
         if "task_id" in kwargs:
@@ -263,6 +287,14 @@ class Simulator:
         with self._lock:
             return [token for library, token in self._issued if library == library_id]
 
+    def describe_token(self, token: str) -> TokenGrant:
+        """Return what a current token was minted for; raise ValueError for an unknown one."""
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is None:
+                raise ValueError("no such current token")
+            return TokenGrant(record.library_id, record.admin, record.user_id, record.lifetime)
+
     def revoke_token(self, token: str) -> None:
         """Make `token` unknown from now on."""
         with self._lock:
@@ -285,6 +317,7 @@ class Simulator:
         code: str = "InternalServerError",
         retry_after: float | None = None,
         seconds: float = 0.0,
+        message: str = "Injected fault.",
     ) -> None:
         """Make the next `times` calls to `endpoint` (None: any) misbehave as `kind` says."""
         if kind not in FAULT_KINDS:
@@ -297,11 +330,13 @@ class Simulator:
             raise ValueError("status must be an HTTP status code")
         if not isinstance(code, str):
             raise ValueError("code must be a string")
+        if not isinstance(message, str):
+            raise ValueError("message must be a string")
         if retry_after is not None and not _is_number(retry_after):
             raise ValueError("retry_after must be a number of seconds")
         if not _is_number(seconds) or seconds < 0:
             raise ValueError("seconds must be a non-negative number")
-        fault = _Fault(kind, endpoint, times, status, code, retry_after, seconds)
+        fault = _Fault(kind, endpoint, times, status, code, retry_after, seconds, message)
         with self._lock:
             self._faults.append(fault)
 
@@ -454,7 +489,7 @@ class Simulator:
             raise _Reject(400, "TooManyItems", f"At most {MAX_TASK_IDS} task ids per call.")
         items = []
         for task_id in dict.fromkeys(ids):
-            task = self._tasks.get(task_id)
+            task = None if task_id in self._forgotten else self._tasks.get(task_id)
             if task is None or task.library_id != library_id or task.forgotten(now):
                 if self._unknown_ids == "400":
                     raise _Reject(400, "ParamInvalid", f"Task {task_id} is unknown or expired.")
@@ -538,7 +573,7 @@ class Simulator:
         return _json({"taskIds": task_ids})
 
     def _sim_inject(self, request: Request) -> Response:
-        fields = {"kind", "endpoint", "times", "status", "code", "retryAfter", "seconds"}
+        fields = {"kind", "endpoint", "times", "status", "code", "retryAfter", "seconds", "message"}
         body = _read_json(request)
         if not isinstance(body, dict) or "kind" not in body or not set(body) <= fields:
             return _error(400, "ParamInvalid", f"Expected a fault made of {sorted(fields)}.")
@@ -606,7 +641,7 @@ def _fault_response(fault: _Fault) -> Response:
         if fault.retry_after is not None:
             # `:g` keeps whole seconds whole and lets tests ask for sub-second waits.
             headers = {"Retry-After": f"{fault.retry_after:g}"}
-        return _error(fault.status, fault.code, "Injected fault.", headers)
+        return _error(fault.status, fault.code, fault.message, headers)
     if fault.kind == "garbage":
         return Response("<html>oops</html>", 200, mimetype="text/html")
     if fault.kind == "truncated":

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from werkzeug.test import Client
 
-from simulator import Simulator, main
+from simulator import Simulator, TokenGrant, main
 
 SECRET = "lib-secret-123"
 OTHER_SECRET = "other-secret-456"
@@ -135,6 +135,16 @@ def test_renew_refuses_dead_tokens(sim, client, clock, token, how):
     else:
         assert client.delete(f"/api/v1/token/lib/{token}").status_code == 204
     assert_error(client.post(f"/api/v1/token/lib/{token}"), 403, "InvalidAccessToken")
+
+
+def test_describe_token_tells_what_it_was_minted_for(sim, client):
+    minted = create_token(client, period="3600", user_id="ops-bot").json["accessToken"]
+    assert sim.describe_token(minted) == TokenGrant("lib", True, "ops-bot", 3600)
+    read_only = sim.issue_token("other", grant="")
+    assert sim.describe_token(read_only) == TokenGrant("other", False, None, DAY)
+    sim.revoke_token(read_only)
+    with pytest.raises(ValueError):
+        sim.describe_token(read_only)
 
 
 def test_delete_token_revokes_it(client, token):
@@ -270,6 +280,19 @@ def test_tasks_created_long_ago_are_already_forgotten(sim, client, clock, token)
     ]
 
 
+def test_a_forgotten_task_is_left_out_until_remembered(sim, client, token):
+    kept, lost = sim.add_tasks("lib", 2)
+    sim.forget_task(lost)
+    assert query_tasks(client, token, f"{kept},{lost}").json == [{"taskId": kept, "status": 202}]
+    sim.remember_task(lost)
+    assert [item["taskId"] for item in query_tasks(client, token, f"{kept},{lost}").json] == [
+        kept,
+        lost,
+    ]
+    with pytest.raises(ValueError):
+        sim.forget_task(4242)
+
+
 @pytest.mark.parametrize("ids", ["abc", "1,,2", "0", "-1", "1;2", "1, 2", "1.5", ",1", "1,"])
 def test_task_id_list_must_be_positive_integers(client, token, ids):
     assert_error(query_tasks(client, token, ids), 400, "ParamInvalid")
@@ -394,6 +417,13 @@ def test_error_fault(sim, client, token, status, code, retry_after, header):
     assert query_tasks(client, token, "1000").status_code == 200
 
 
+def test_error_fault_carries_the_message_given(sim, client, token):
+    sim.inject("error", status=403, code="NoPermission", message="Not for you.")
+    response = query_tasks(client, token, "1000")
+    assert_error(response, 403, "NoPermission")
+    assert response.json["message"] == "Not for you."
+
+
 def test_latency_fault_sleeps_without_blocking_others(sim, client, token):
     sim.inject("latency", endpoint="task.query", seconds=0.2)
     slow = {}
@@ -477,6 +507,7 @@ def test_faults_skip_control_endpoints_and_unknown_routes(sim, client):
         {"kind": "error", "times": 0},
         {"kind": "error", "status": 99},
         {"kind": "latency", "seconds": -1},
+        {"kind": "error", "message": None},
     ],
 )
 def test_inject_rejects_bad_faults(sim, kwargs):
@@ -549,14 +580,14 @@ def test_control_tasks_endpoint_rejects_bad_bodies(client, body):
 
 def test_control_faults_endpoint(client, token):
     body = {"kind": "error", "endpoint": "task.query", "times": None, "status": 429}
-    response = client.post(
-        "/_sim/faults", json=body | {"code": "RateLimitExceeded", "retryAfter": 3}
-    )
+    extra = {"code": "RateLimitExceeded", "retryAfter": 3, "message": "Slow down."}
+    response = client.post("/_sim/faults", json=body | extra)
     assert response.status_code == 204
     for _ in range(2):
         response = query_tasks(client, token, "1000")
         assert_error(response, 429, "RateLimitExceeded")
         assert response.headers["Retry-After"] == "3"
+        assert response.json["message"] == "Slow down."
     assert client.delete("/_sim/faults").status_code == 204
     assert query_tasks(client, token, "1000").status_code == 200
 
