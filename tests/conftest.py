@@ -21,6 +21,12 @@ def clean_environment(monkeypatch):
 
 
 @pytest.fixture
+def secret():
+    """Return lib1's library secret, as the simulator and the dashboard's settings know it."""
+    return SECRET
+
+
+@pytest.fixture
 def clock():
     return FakeClock()
 

@@ -415,7 +415,7 @@ def test_a_task_smh_forgets_keeps_its_last_known_state(client, app, sim, clock, 
     client.get("/libraries/lib1")
     clock.advance(200)
     next_window()
-    sim._tasks.pop(task_id)  # SMH loses it, e.g. past its 30-day memory
+    sim.forget_task(task_id)  # SMH loses it, e.g. past its 30-day memory
 
     page = client.get("/libraries/lib1").get_data(as_text=True)
     assert badge_text(page, task_id) == "Running"  # one answer without it is not enough
@@ -436,9 +436,9 @@ def test_a_task_smh_skips_once_is_still_followed(client, app, sim, clock, next_w
     client.get("/libraries/lib1")
     clock.advance(200)
     next_window()
-    kept = sim._tasks.pop(task_id)
+    sim.forget_task(task_id)
     client.get("/libraries/lib1")
-    sim._tasks[task_id] = kept
+    sim.remember_task(task_id)
     clock.advance(100)
     next_window()
     client.get("/libraries/lib1")
