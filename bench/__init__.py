@@ -1,0 +1,1 @@
+"""Benchmark the dashboard on loopback; `bench/run.py` is the entry point."""

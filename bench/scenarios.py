@@ -1,0 +1,646 @@
+"""Measure the dashboard under each scenario and return one row type per table, headers included."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bench.clients import (
+    HOST,
+    IDS_PER_CALL,
+    PageLog,
+    get_many,
+    get_timed,
+    new_session,
+    open_page,
+    open_pages,
+    read_script,
+)
+from bench.report import NO_TARGET, TIMES, say, verdict
+from bench.servers import (
+    MEMORY_LIBRARIES,
+    MEMORY_TASKS_PER_LIBRARY,
+    Stack,
+    find_workers,
+    read_rss,
+    stage_library,
+)
+
+ROWS_PER_PAGE = 50
+
+
+def floor_queries(seconds: float, cache_seconds: int, running: int, workers: int) -> int:
+    """Return the fewest upstream task queries that keep running tasks fresh for `seconds`."""
+    if running == 0:
+        return 0
+    return math.ceil(seconds / cache_seconds) * math.ceil(running / IDS_PER_CALL) * workers
+
+
+def requests_per_interval(
+    logs: Sequence[PageLog], poll: float, until: float | None = None
+) -> float:
+    """Return the polls each page made per poll interval while it had something to poll."""
+    polls = intervals = 0.0
+    for log in logs:
+        sent = [t for t in log.polls if until is None or t < until]
+        if not sent:
+            continue
+        polls += len(sent)
+        intervals += max(sent[-1] - log.started, poll) / poll
+    return polls / intervals if intervals else 0.0
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    """Return the nearest-rank percentile of the samples."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def steady(rate: float, errors: int) -> bool:
+    """Return whether pages polled about once an interval, as htmx would, without errors."""
+    return 0.9 <= rate <= 1.05 and errors == 0
+
+
+@dataclass(frozen=True)
+class UpstreamRow:
+    """The task queries one scenario sent to SMH, beside the floor they may exceed by `slack`."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "Scenario",
+        "Running",
+        "Seconds",
+        "Queries",
+        "Floor",
+        "Naive",
+        "Verdict",
+    )
+
+    scenario: str
+    running: int
+    seconds: float
+    queries: int
+    floor: int
+    naive: str
+    slack: int = 1
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        floor = f"{self.floor} (+{self.slack} ok)" if self.slack else str(self.floor)
+        return (
+            self.scenario,
+            str(self.running),
+            f"{self.seconds:.1f}",
+            str(self.queries),
+            floor,
+            self.naive,
+            verdict(self.queries <= self.floor + self.slack),
+        )
+
+
+@dataclass(frozen=True)
+class BrowserRow:
+    """How often one scenario's pages polled, with `places` decimals, beside its target."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "Scenario",
+        "Requests/page/interval",
+        "Target",
+        "Per-row polling",
+        "Errors",
+        "Verdict",
+    )
+
+    scenario: str
+    measured: float
+    target: str
+    ok: bool
+    per_row: int | None = None
+    errors: int | None = None
+    places: int = 2
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        return (
+            self.scenario,
+            f"{self.measured:.{self.places}f}",
+            self.target,
+            "—" if self.per_row is None else str(self.per_row),
+            "—" if self.errors is None else str(self.errors),
+            verdict(self.ok),
+        )
+
+
+def measure_pages(
+    stack: Stack, args: argparse.Namespace
+) -> tuple[list[UpstreamRow], list[BrowserRow]]:
+    """Run M open pages on a library of N tasks for T seconds, for every M and N."""
+    upstream: list[UpstreamRow] = []
+    browser: list[BrowserRow] = []
+    for n in args.tasks:
+        library = stack.libraries[f"load-{n}"]
+        for m in args.pages:
+            say(f"{m} open page(s) on {n} tasks ({library.running} running) for {args.seconds:g} s")
+            before = stack.upstream.count_task_queries()
+            logs, start, end = open_pages(
+                stack.base_url, library.id, m, args.seconds, args.poll_seconds
+            )
+            queries = stack.upstream.count_task_queries() - before
+            span = end - start
+            floor = floor_queries(span, args.cache_seconds, library.running, stack.workers)
+            naive = sum(1 + len(log.polls) for log in logs) * library.running
+            errors = sum(log.errors for log in logs)
+            upstream.append(
+                UpstreamRow(
+                    f"{m} page(s), N={n}", library.running, span, queries, floor, str(naive)
+                )
+            )
+            rate = requests_per_interval(logs, args.poll_seconds)
+            browser.append(
+                BrowserRow(
+                    f"{m} page(s), N={n}, running",
+                    rate,
+                    "1",
+                    steady(rate, errors),
+                    per_row=min(library.running, ROWS_PER_PAGE),
+                    errors=errors,
+                )
+            )
+    return upstream, browser
+
+
+def measure_proxy(stack: Stack, args: argparse.Namespace) -> list[UpstreamRow]:
+    """Have K scripts read every tracked id of a library through the JSON proxy for T seconds."""
+    rows: list[UpstreamRow] = []
+    sizes = sorted({n for n in args.tasks if n >= 100} or {max(args.tasks)})[:2]
+    for n in sizes:
+        library = stack.libraries[f"load-{n}"]
+        say(f"{args.scripts} scripts read {n} tasks through the JSON proxy for {args.seconds:g} s")
+        before = stack.upstream.count_task_queries()
+        start = time.monotonic() + 0.2
+        deadline = start + args.seconds
+        counts = [[0, 0] for _ in range(args.scripts)]
+        threads = [
+            threading.Thread(
+                target=read_script,
+                args=(
+                    stack.base_url,
+                    library.id,
+                    library.task_ids,
+                    start + i * args.script_interval / args.scripts,
+                    args.script_interval,
+                    deadline,
+                    counts[i],
+                ),
+                daemon=True,
+            )
+            for i in range(args.scripts)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(args.seconds + 60)
+        span = time.monotonic() - start
+        queries = stack.upstream.count_task_queries() - before
+        floor = floor_queries(span, args.cache_seconds, library.running, stack.workers)
+        made = sum(c[0] + c[1] for c in counts)
+        errors = sum(c[1] for c in counts)
+        note = f" ({errors} errors)" if errors else ""
+        rows.append(
+            UpstreamRow(
+                f"{args.scripts} proxy scripts, N={n}, all ids{note}",
+                library.running,
+                span,
+                queries,
+                floor,
+                f"{made} (direct calls)",
+            )
+        )
+    return rows
+
+
+def measure_finish(
+    stack: Stack, args: argparse.Namespace
+) -> tuple[list[UpstreamRow], list[BrowserRow]]:
+    """Open pages on tasks about to finish, then leave them open T seconds after all finished."""
+    library = stack.libraries["finish"]
+    pages, poll, cache = max(args.pages), args.poll_seconds, args.cache_seconds
+    run_seconds = float(cache)
+    created = time.monotonic()
+    stage_library(stack.upstream, stack.track, library, 100, 1.0, run_seconds)
+    finished = created + run_seconds
+    settled = finished + cache + 2 * poll + 1
+    end = settled + args.seconds
+    say(
+        f"{pages} pages on 100 tasks that finish in {run_seconds:g} s, then {args.seconds:g} s idle"
+    )
+    before = stack.upstream.count_task_queries()
+    start = time.monotonic() + 0.2
+    logs = [PageLog() for _ in range(pages)]
+    rounds = math.ceil((end - start) / poll) + 1
+    threads = [
+        threading.Thread(
+            target=open_page,
+            args=(stack.base_url, library.id, start + i * poll / pages, rounds, end, log),
+            daemon=True,
+        )
+        for i, log in enumerate(logs)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, settled - time.monotonic()))
+    at_settle = stack.upstream.count_task_queries()
+    time.sleep(max(0.0, end - time.monotonic()))
+    for thread in threads:
+        thread.join(30)
+    after = stack.upstream.count_task_queries() - at_settle
+    # One more query than the running time needs: the one that sees the tasks finished.
+    running_phase = floor_queries(finished - start, cache, 100, stack.workers) + stack.workers
+    upstream = [
+        UpstreamRow(
+            f"{pages} pages, 100 tasks, until they finish",
+            100,
+            finished - start,
+            at_settle - before,
+            running_phase,
+            "—",
+        ),
+        UpstreamRow(
+            f"{pages} pages, all finished, left open", 0, end - settled, after, 0, "—", slack=0
+        ),
+    ]
+    rate = requests_per_interval(logs, poll, until=finished)
+    tail = sum(1 for log in logs for t in log.polls if t >= settled)
+    tail_rate = tail / pages / ((end - settled) / poll)
+    stops = [log.stopped_at - finished if log.stopped_at else math.inf for log in logs]
+    errors = sum(log.errors for log in logs)
+    worst = max(stops)
+    limit = cache + 2 * poll + 1
+    browser = [
+        BrowserRow(
+            f"{pages} pages, 100 tasks, while running",
+            rate,
+            "1",
+            steady(rate, errors),
+            per_row=ROWS_PER_PAGE,
+            errors=errors,
+        ),
+        BrowserRow(
+            f"{pages} pages, all finished, left open {end - settled:.0f} s",
+            tail_rate,
+            "0",
+            tail == 0,
+        ),
+        BrowserRow(
+            "last page stopped polling, s after the last task finished",
+            worst,
+            f"≤ {limit:g} (cache + 2 polls + 1)",
+            worst <= limit,
+            places=1,
+        ),
+    ]
+    return upstream, browser
+
+
+@dataclass
+class LatencySamples:
+    """One library's timings by request, warm and cold, and the size of what its pages returned."""
+
+    warm: dict[str, list[float]]
+    cold: list[float]
+    fragment_bytes: int
+    page_bytes: int
+    rows_shown: int
+
+
+def measure_latency(stack: Stack, args: argparse.Namespace) -> dict[int, LatencySamples]:
+    """Time /healthz, the poll fragment and the page in turn, keeping only warm-cache samples.
+
+    One sequential client, nothing else running: a sample is warm when the simulator counted no
+    task query while it was served.
+    """
+    results: dict[int, LatencySamples] = {}
+    connection = http.client.HTTPConnection(HOST, stack.port, timeout=30)
+    try:
+        for n in args.tasks:
+            library_id = f"load-{n}"
+            say(f"timing /healthz, the poll fragment and the page at N={n}")
+            paths = {
+                "healthz": "/healthz",
+                "rows": f"/libraries/{library_id}/rows",
+                "page": f"/libraries/{library_id}",
+            }
+            warm: dict[str, list[float]] = {name: [] for name in paths}
+            cold: list[float] = []
+            sizes = {}
+            for path in paths.values():
+                get_timed(connection, path)
+            queries = stack.upstream.count_task_queries()
+            deadline = time.monotonic() + args.latency_seconds
+            for _ in range(1000):
+                if time.monotonic() >= deadline:
+                    break
+                for name, path in paths.items():
+                    elapsed, body = get_timed(connection, path)
+                    sizes[name] = len(body)
+                    if name == "healthz":
+                        warm[name].append(elapsed)
+                        continue
+                    now = stack.upstream.count_task_queries()
+                    (warm[name] if now == queries else cold).append(elapsed)
+                    queries = now
+            _, body = get_timed(connection, paths["rows"])
+            results[n] = LatencySamples(
+                warm, cold, sizes["rows"], sizes["page"], body.count(b'<tr id="task-')
+            )
+    finally:
+        connection.close()
+    return results
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One request's warm-cache latency (seconds) at one N, and its ratio to /healthz."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "N",
+        "Request",
+        "Warm samples",
+        "Median",
+        "p95",
+        "p99",
+        "Median vs /healthz",
+        "Target",
+        "Verdict",
+    )
+
+    n: int
+    request: str
+    samples: int
+    median: float = math.nan
+    p95: float = math.nan
+    p99: float = math.nan
+    ratio: float = math.nan
+    target: str = "—"
+    ok: bool | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed, in milliseconds."""
+        if not self.samples:
+            return (f"N={self.n}", self.request, "no warm samples", "", "", "", "", "", NO_TARGET)
+        return (
+            f"N={self.n}",
+            self.request,
+            f"{self.samples}",
+            f"{self.median * 1000:.1f}",
+            f"{self.p95 * 1000:.1f}",
+            f"{self.p99 * 1000:.1f}",
+            f"{self.ratio:.1f}{TIMES}",
+            self.target,
+            verdict(self.ok),
+        )
+
+
+def latency_rows(results: dict[int, LatencySamples]) -> list[LatencyRow]:
+    """Turn latency samples into table rows, each against /healthz in the same run."""
+    rows = []
+    for n, samples in results.items():
+        base = statistics.median(samples.warm["healthz"])
+        for name, label in (
+            ("healthz", "/healthz"),
+            ("rows", "poll fragment"),
+            ("page", "library page"),
+        ):
+            values = samples.warm[name]
+            if not values:
+                rows.append(LatencyRow(n, label, 0))
+                continue
+            median = statistics.median(values)
+            ratio = median / base
+            target, ok = "—", None
+            if name == "rows" and n == 100:
+                target, ok = f"≤ 3{TIMES}", ratio <= 3
+            rows.append(
+                LatencyRow(
+                    n,
+                    label,
+                    len(values),
+                    median,
+                    percentile(values, 0.95),
+                    percentile(values, 0.99),
+                    ratio,
+                    target,
+                    ok,
+                )
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class GrowthRow:
+    """The poll fragment's median cost at one N, and how it grew from the previous N."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "N",
+        "Rows shown",
+        "Fragment KiB",
+        "Page KiB",
+        "Median ms",
+        "Growth vs previous N",
+        "Target",
+        "Verdict",
+    )
+    LIMIT: ClassVar[float] = 1.5
+
+    n: int
+    rows_shown: int
+    fragment_bytes: int
+    page_bytes: int
+    median: float
+    cost_ratio: float | None = None
+    rows_ratio: float | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed; the first N has nothing to grow from."""
+        if self.cost_ratio is None or self.rows_ratio is None:
+            growth, target, ok = "1.0", "—", None
+        else:
+            growth = f"{self.cost_ratio:.2f}{TIMES} (rows {self.rows_ratio:.1f}{TIMES})"
+            target = f"≤ {self.LIMIT:g} {TIMES} rows growth"
+            ok = self.cost_ratio <= self.LIMIT * self.rows_ratio
+        return (
+            f"N={self.n}",
+            str(self.rows_shown),
+            f"{self.fragment_bytes / 1024:.1f}",
+            f"{self.page_bytes / 1024:.1f}",
+            f"{self.median * 1000:.1f}",
+            growth,
+            target,
+            verdict(ok),
+        )
+
+
+def growth_rows(results: dict[int, LatencySamples]) -> list[GrowthRow]:
+    """Compare the poll fragment's cost with the rows it shows as N grows."""
+    rows: list[GrowthRow] = []
+    previous: tuple[float, int] | None = None
+    for n, samples in results.items():
+        if not samples.warm["rows"]:
+            continue
+        cost = statistics.median(samples.warm["rows"])
+        shown = samples.rows_shown
+        cost_ratio = rows_ratio = None
+        if previous is not None:
+            cost_ratio, rows_ratio = cost / previous[0], shown / max(previous[1], 1)
+        rows.append(
+            GrowthRow(
+                n, shown, samples.fragment_bytes, samples.page_bytes, cost, cost_ratio, rows_ratio
+            )
+        )
+        previous = (cost, shown)
+    return rows
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    """The rate concurrent clients sustained on one path, and the open pages it would serve."""
+
+    path: str
+    per_second: float
+    median_ms: float
+    errors: int
+    pages: float
+    target: str
+    client: str
+    ok: bool | None
+
+    @classmethod
+    def headers(cls, poll_seconds: float) -> tuple[str, ...]:
+        """Return the table's headers, which name the poll interval."""
+        return (
+            "Path",
+            "Req/s",
+            "Median ms",
+            "Errors",
+            f"Pages served at 1 poll / {poll_seconds:g} s",
+            "Target",
+            "Client",
+            "Verdict",
+        )
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        return (
+            self.path,
+            f"{self.per_second:.0f}",
+            f"{self.median_ms:.1f}",
+            str(self.errors),
+            f"{self.pages:.0f}",
+            self.target,
+            self.client,
+            verdict(self.ok),
+        )
+
+
+def measure_throughput(stack: Stack, args: argparse.Namespace) -> list[ThroughputRow]:
+    """Measure sustained req/s on the poll fragment, beside /healthz through the same client."""
+    n = 100 if 100 in args.tasks else max(args.tasks)
+    rows = []
+    pages_needed = max(args.pages)
+    for label, path in (
+        ("/healthz", "/healthz"),
+        (f"poll fragment, N={n}", f"/libraries/load-{n}/rows"),
+    ):
+        say(f"{args.clients} clients on {path} for {args.rate_seconds:g} s")
+        rate = get_many(stack.base_url, path, args.clients, args.rate_seconds)
+        pages = rate.per_second * args.poll_seconds
+        if path == "/healthz":
+            target, ok = "client ceiling", None
+        else:
+            target = f"≥ {pages_needed / args.poll_seconds:.1f}/s ({pages_needed} pages)"
+            ok = rate.per_second >= pages_needed / args.poll_seconds and rate.errors == 0
+        rows.append(
+            ThroughputRow(
+                label, rate.per_second, rate.median_ms, rate.errors, pages, target, rate.tool, ok
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """One memory or query figure, printed as it reads, beside its target if it has one."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = ("Figure", "Value", "Target", "Verdict")
+
+    figure: str
+    value: str
+    target: str = "—"
+    ok: bool | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        return (self.figure, self.value, self.target, verdict(self.ok))
+
+
+def measure_memory(stack: Stack, args: argparse.Namespace, boot_rss: int) -> list[MemoryRow]:
+    """Poll 10 libraries of 1000 tracked tasks each, then read the workers' RSS."""
+    say(f"polling {MEMORY_LIBRARIES} libraries of {MEMORY_TASKS_PER_LIBRARY} tasks for memory")
+    workers = find_workers(stack.dashboard.pid)
+    before_rss = sum(read_rss(pid) for pid in workers)
+    mem = [stack.libraries[f"mem-{i:02d}"] for i in range(1, MEMORY_LIBRARIES + 1)]
+    session = new_session()
+    try:
+        first = stack.upstream.count_task_queries()
+        started = time.monotonic()
+        for library in mem:
+            session.get(
+                f"{stack.base_url}/libraries/{library.id}/rows", timeout=60
+            ).raise_for_status()
+        first_round = time.monotonic() - started
+        second = stack.upstream.count_task_queries()
+        started = time.monotonic()
+        for library in mem:
+            session.get(
+                f"{stack.base_url}/libraries/{library.id}/rows", timeout=60
+            ).raise_for_status()
+        second_round = time.monotonic() - started
+        third = stack.upstream.count_task_queries()
+    finally:
+        session.close()
+    after_rss = sum(read_rss(pid) for pid in workers)
+    tasks = MEMORY_LIBRARIES * MEMORY_TASKS_PER_LIBRARY
+    running = sum(lib.running for lib in mem)
+    batches = sum(math.ceil(len(lib.task_ids) / IDS_PER_CALL) for lib in mem)
+    limit_mib = 128
+    return [
+        MemoryRow("worker RSS at boot", f"{boot_rss / 1024:.1f} MiB"),
+        MemoryRow("worker RSS before the 10 libraries were polled", f"{before_rss / 1024:.1f} MiB"),
+        MemoryRow(
+            f"worker RSS after polling {tasks:,} tracked tasks in {MEMORY_LIBRARIES} libraries",
+            f"{after_rss / 1024:.1f} MiB",
+            f"≤ {limit_mib} MiB per worker",
+            after_rss / 1024 / max(len(workers), 1) <= limit_mib,
+        ),
+        MemoryRow(
+            "growth from tracking and polling them", f"{(after_rss - before_rss) / 1024:+.1f} MiB"
+        ),
+        MemoryRow(
+            f"first round of polls: upstream queries ({first_round:.1f} s)",
+            str(second - first),
+            f"{batches} (every id once, 100 a call)",
+            second - first <= batches,
+        ),
+        MemoryRow(
+            f"second round at once ({running:,} running, {second_round:.1f} s): upstream queries",
+            str(third - second),
+            "0 (all cached)",
+            third - second == 0,
+        ),
+    ]
