@@ -55,7 +55,8 @@ def settings(tmp_path, upstream):
         "SMH_LIBRARY_SECRET": SECRET,
         "SMH_BASE_URL": upstream.base_url,
         "SMH_RETRIES": 0,
-        "SMH_TIMEOUT": 2,
+        # Wide, so that a loaded machine never turns a slow answer into a timeout.
+        "SMH_TIMEOUT": 10,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'dashboard.sqlite3'}",
         "FLASK_SECRET_KEY": "test-secret-key",
     }

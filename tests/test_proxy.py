@@ -101,7 +101,7 @@ def test_proxy_refuses_other_methods_in_smh_style(client):
         ({"kind": "garbage"}, 502, "BadGateway"),
         ({"kind": "truncated"}, 502, "BadGateway"),
         ({"kind": "oversize"}, 502, "BadGateway"),
-        ({"kind": "latency", "seconds": 0.6}, 504, "GatewayTimeout"),
+        ({"kind": "latency", "seconds": 3}, 504, "GatewayTimeout"),
         ({"kind": "error", "status": 403, "code": "NoPermission"}, 403, "NoPermission"),
         (
             {"kind": "error", "status": 429, "code": "RateLimitExceeded", "retry_after": 20},
@@ -116,7 +116,9 @@ def test_upstream_failures_map_to_gateway_errors_or_pass_through(
     import poller
     from app import create_app
 
-    settings["SMH_TIMEOUT"] = 0.3
+    if fault["kind"] == "latency":
+        # Short enough to fire against the 3s fault, wide against every answer that should come.
+        settings["SMH_TIMEOUT"] = 1
     monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     client = app.test_client()

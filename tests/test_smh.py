@@ -22,7 +22,8 @@ def make_client(upstream, clock, sleeps, secret):
         options.setdefault("secret", secret)
         options.setdefault("base_url", upstream.base_url)
         options.setdefault("retries", 0)
-        options.setdefault("read_timeout", 2)
+        # Wide, so that a loaded machine never turns a slow answer into a timeout.
+        options.setdefault("read_timeout", 10)
         options.setdefault("sleep", sleeps.append)
         options.setdefault("clock", clock)
         client = smh.SMHClient("lib1", **options)
@@ -289,9 +290,9 @@ def test_smh_errors_carry_status_code_and_request_id(sim, make_client, status, c
 
 
 def test_timeout_becomes_an_error(sim, make_client):
-    client = make_client(read_timeout=0.2)
-    client.query_tasks([sim.add_task("lib1")])
-    sim.inject("latency", endpoint="task.query", seconds=0.6)
+    # A fixed token makes the slow call the only call, so nothing that should succeed races 0.2s.
+    client = make_client(secret=None, token=sim.issue_token("lib1"), read_timeout=0.2)
+    sim.inject("latency", endpoint="task.query", seconds=3)
     with pytest.raises(smh.SMHError) as caught:
         client.query_tasks([1000])
     assert caught.value.is_timeout
@@ -323,11 +324,12 @@ def test_429_is_retried_after_the_time_smh_asks_for(sim, make_client, sleeps):
 
 
 def test_5xx_and_timeouts_are_retried_with_growing_backoff(sim, make_client, sleeps):
-    client = make_client(retries=3, backoff=0.5, read_timeout=0.3)
+    # The timeout must fire on the slow call yet never on the others: 1s against 3s and ~1ms.
+    client = make_client(retries=3, backoff=0.5, read_timeout=1)
     task_id = sim.add_task("lib1")
     client.query_tasks([task_id])
     sim.inject("error", endpoint="task.query", status=503, code="ServerOverloaded")
-    sim.inject("latency", endpoint="task.query", seconds=0.6)
+    sim.inject("latency", endpoint="task.query", seconds=3)
     sim.inject("error", endpoint="task.query", status=500)
     sim.reset_calls()
 
@@ -441,7 +443,8 @@ def test_malformed_task_items_are_errors(item):
 def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client, secret, caplog):
     caplog.set_level(logging.DEBUG)
     texts = []
-    client = make_client(retries=1, read_timeout=0.2)
+    # The timeout must fire on the slow calls yet never on the others: 1s against 3s and ~1ms.
+    client = make_client(retries=1, read_timeout=1)
     task_id = sim.add_task("lib1")
 
     def attempt(call):
@@ -456,7 +459,7 @@ def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client,
     for kind in ("garbage", "truncated", "oversize"):
         sim.inject(kind, times=2)
         attempt(lambda: client.query_tasks([task_id]))
-    sim.inject("latency", seconds=0.5, times=2)
+    sim.inject("latency", seconds=3, times=2)
     attempt(lambda: client.query_tasks([task_id]))
     sim.inject("error", status=403, code="InvalidAccessToken", times=3)
     attempt(lambda: client.query_tasks([task_id]))
@@ -464,7 +467,7 @@ def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client,
     attempt(lambda: client.query_tasks([task_id]))  # renews: the token sits in the URL path
     attempt(client.clear_history)
     attempt(client.clear_history)
-    fixed = make_client(secret=None, token=sim.issue_token("lib1"), read_timeout=0.2)
+    fixed = make_client(secret=None, token=sim.issue_token("lib1"))
     sim.expire_tokens()
     for call in (lambda: fixed.query_tasks([task_id]), fixed.clear_history):
         try:
