@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,7 +29,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 import inputs
 import libraries
@@ -97,16 +101,27 @@ def init_app(app: Flask) -> None:
     app.extensions["store"] = engine
 
 
-def _tune_sqlite(connection, _record) -> None:
+def _tune_sqlite(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     # WAL lets page polls read while a poll writes; the busy timeout makes writers queue, not fail.
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Turning a new file to WAL needs it to itself, and SQLite fails at once rather than wait the
+    # busy timeout: when several processes start on a new database, the others try again.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.close()
 
 
 def _engine() -> Engine:
-    return current_app.extensions["store"]
+    engine: Engine = current_app.extensions["store"]
+    return engine
 
 
 def track_tasks(
