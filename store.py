@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from sqlalchemy import (
     JSON,
@@ -24,11 +29,13 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -89,16 +96,98 @@ class Task:
         return self.state in states.RECHECKABLE
 
 
+FIRST_REVISION = "0001"
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+# Any fixed number will do, as long as every process of the dashboard uses the same one.
+_SCHEMA_LOCK_KEY = 0x534D4844
+# Alembic keeps its running context in module globals: one migration at a time per process.
+_schema_lock = threading.Lock()
+
+
 def init_app(app: Flask) -> None:
-    """Open the database named by DATABASE_URL and create the schema on first run."""
-    url = app.config["DATABASE_URL"]
+    """Open the database named by DATABASE_URL and bring its schema up to the newest revision."""
+    engine = open_engine(app.config["DATABASE_URL"])
+    upgrade = upgrade_schema(engine)
+    if upgrade.adopted or upgrade.before not in (None, upgrade.after):
+        # A new database is routine; an existing one whose schema changed is worth a line.
+        app.logger.warning("Database schema: %s", upgrade.describe())
+    app.extensions["store"] = engine
+
+
+def open_engine(url: str) -> Engine:
+    """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers."""
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
-    metadata.create_all(engine)
-    app.extensions["store"] = engine
+    return engine
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What upgrade_schema did: the revisions before and after, and whether it adopted tables
+    made before migrations existed (recorded as the first revision, never re-created)."""
+
+    before: str | None
+    after: str
+    adopted: bool
+
+    def describe(self) -> str:
+        """Say in one line what the upgrade did."""
+        if self.before == self.after:
+            done = f"at revision {self.after} (head), nothing to upgrade"
+        else:
+            done = f"upgraded from revision {self.before or 'none'} to {self.after} (head)"
+        if self.adopted:
+            return f"recorded the existing tables as revision {FIRST_REVISION}; {done}"
+        return done
+
+
+def upgrade_schema(engine: Engine) -> SchemaUpgrade:
+    """Upgrade the database to the newest revision, adopting one made before migrations."""
+    config = _alembic_config()
+    with _schema_lock, engine.connect() as conn:
+        # Several processes may start at once: the first to take the lock upgrades, the others
+        # wait for it and then find nothing left to do.
+        _lock_schema(conn)
+        config.attributes["connection"] = conn
+        names = set(inspect(conn).get_table_names())
+        adopted = "tasks" in names and "alembic_version" not in names
+        if adopted:
+            command.stamp(config, FIRST_REVISION)
+        before = MigrationContext.configure(conn).get_current_revision()
+        command.upgrade(config, "head")
+        after = MigrationContext.configure(conn).get_current_revision()
+        conn.commit()
+    return SchemaUpgrade(before=before, after=after or "", adopted=adopted)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the revision the database is at, or None if it has none yet."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """Return the newest revision among the migrations."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return config
+
+
+def _lock_schema(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        # pysqlite opens no transaction before DDL; BEGIN IMMEDIATE takes the write lock now,
+        # so another process's check-and-upgrade cannot interleave with this one.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        # Released when the transaction ends.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
 
 
 def _tune_sqlite(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
