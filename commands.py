@@ -1,4 +1,4 @@
-"""Command-line verbs: flask demo, track, untrack and refresh."""
+"""Command-line verbs: flask demo, track, untrack, refresh and db (upgrade, current)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ DEMO_LIBRARIES = [
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
     """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
     app.extensions["app_factory"] = factory
-    for command in (demo, track, untrack, refresh):
+    for command in (demo, track, untrack, refresh, db):
         app.cli.add_command(command)
 
 
@@ -98,6 +98,35 @@ def _echo_row(library_id: str, task: store.Task) -> None:
     click.echo(
         f"{library_id:<24} {task.task_id:>20}  {task.state:<11} {deleted:>9}  {task.label or ''}"
     )
+
+
+@click.group()
+def db() -> None:
+    """Show or upgrade the database schema (Alembic migrations)."""
+
+
+@db.command()
+@with_appcontext
+def upgrade() -> None:
+    """Upgrade the database named by DATABASE_URL to the newest revision."""
+    engine = store.open_engine(current_app.config["DATABASE_URL"])
+    try:
+        click.echo(f"Database schema: {store.upgrade_schema(engine).describe()}.")
+    finally:
+        engine.dispose()
+
+
+@db.command()
+@with_appcontext
+def current() -> None:
+    """Print the revision the database is at, and the newest one."""
+    engine = store.open_engine(current_app.config["DATABASE_URL"])
+    try:
+        revision = store.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = store.head_revision()
+    click.echo(f"{revision or 'none'} ({'head' if revision == head else f'head is {head}'})")
 
 
 @click.command()

@@ -109,6 +109,19 @@ def test_a_new_database_gets_the_schema_store_describes(app):
     assert revisions(app.config["DATABASE_URL"]) == [store.head_revision()]
 
 
+def test_flask_db_upgrade_is_idempotent(runner, app):
+    head = store.head_revision()
+    for _ in range(2):
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert f"at revision {head} (head), nothing to upgrade" in result.output
+
+    current = runner.invoke(args=["db", "current"])
+    assert current.exit_code == 0, current.output
+    assert current.output == f"{head} (head)\n"
+    assert revisions(app.config["DATABASE_URL"]) == [head]
+
+
 def test_an_upgrade_before_start_adopts_a_database_made_before_migrations(
     legacy_database, settings
 ):
