@@ -6,8 +6,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -35,7 +37,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -275,6 +277,35 @@ def stale_ids(library_id: str, checked_before: float) -> list[int]:
         )
 
 
+def has_due(library_id: str, checked_before: float) -> bool:
+    """Tell whether any polled task was not asked about since `checked_before` (cheaply)."""
+    with _engine().connect() as conn:
+        due = conn.scalar(
+            select(tasks.c.task_id)
+            .where(
+                tasks.c.library_id == library_id,
+                tasks.c.state.in_(states.POLLED),
+                or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= checked_before),
+            )
+            .limit(1)
+        )
+    return due is not None
+
+
+def untracked_ids(library_id: str, task_ids: Iterable[int]) -> list[int]:
+    """Return those of these ids that the library does not track, in the order given."""
+    ids = list(task_ids)
+    with _engine().connect() as conn:
+        tracked = set(
+            conn.scalars(
+                select(tasks.c.task_id).where(
+                    tasks.c.library_id == library_id, tasks.c.task_id.in_(ids)
+                )
+            )
+        )
+    return [i for i in ids if i not in tracked]
+
+
 def final_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict]:
     """Return SMH's last answer for each of these tasks that has finished for good."""
     with _engine().connect() as conn:
@@ -289,48 +320,102 @@ def final_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict]:
         return {task_id: answer for task_id, answer in rows}
 
 
+# Rows read and written per transaction while recording answers: short transactions let page
+# reads and people's writes (track, untrack) through between them, however large the refresh.
+RECORD_CHUNK = 500
+
+_ANSWERED = (
+    update(tasks)
+    .where(
+        tasks.c.library_id == bindparam("b_library_id"),
+        tasks.c.task_id == bindparam("b_task_id"),
+        # Another process (a second worker, `flask refresh`) may have recorded a newer state
+        # since the read: never overwrite it with this one.
+        tasks.c.state == bindparam("b_state"),
+    )
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "state",
+                "smh_status",
+                "delete_count",
+                "results",
+                "last_answer",
+                "missing_since",
+                "first_running_at",
+                "finished_at",
+                "checked_at",
+            )
+        }
+    )
+)
+_UNLISTED = (
+    update(tasks)
+    .where(
+        tasks.c.library_id == bindparam("b_library_id"),
+        tasks.c.task_id == bindparam("b_task_id"),
+        tasks.c.state == bindparam("b_state"),
+    )
+    .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at")})
+)
+
+
 def record_statuses(
     library_id: str, statuses: Iterable[smh.TaskStatus], now: float, grace_seconds: float
 ) -> None:
     """Store SMH's answers for tasks still polled; one unlisted past grace becomes missing."""
     by_id = {s.task_id: s for s in statuses}
-    if not by_id:
-        return
-    with _engine().begin() as conn:
-        rows = conn.execute(
-            select(tasks).where(
-                tasks.c.library_id == library_id,
-                tasks.c.task_id.in_(list(by_id)),
-                tasks.c.state.in_(states.POLLED),
-            )
-        ).mappings()
-        for row in rows.all():
-            conn.execute(
-                update(tasks)
+    ids = list(by_id)
+    for start in range(0, len(ids), RECORD_CHUNK):
+        chunk = ids[start : start + RECORD_CHUNK]
+        with _engine().begin() as conn:
+            rows = conn.execute(
+                select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
+                .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
                 .where(
                     tasks.c.library_id == library_id,
-                    tasks.c.task_id == row["task_id"],
-                    # Another process (a second worker, `flask refresh`) may have recorded a
-                    # newer state since the read: never overwrite it with this one.
-                    tasks.c.state == row["state"],
+                    tasks.c.task_id.in_(chunk),
+                    tasks.c.state.in_(states.POLLED),
                 )
-                .values(**_observe(row, by_id[row["task_id"]], now, grace_seconds))
-            )
+            ).mappings()
+            answered: list[dict[str, Any]] = []
+            unlisted: list[dict[str, Any]] = []
+            for row in rows.all():
+                status = by_id[row["task_id"]]
+                change = _observe(row, status, now, grace_seconds)
+                change |= {
+                    "b_library_id": library_id,
+                    "b_task_id": row["task_id"],
+                    "b_state": row["state"],
+                }
+                (unlisted if status.state == states.MISSING else answered).append(change)
+            if answered:
+                conn.execute(_ANSWERED, answered)
+            if unlisted:
+                conn.execute(_UNLISTED, unlisted)
 
 
-def _observe(row: Mapping, status: smh.TaskStatus, now: float, grace_seconds: float) -> dict:
+def _observe(
+    row: RowMapping, status: smh.TaskStatus, now: float, grace_seconds: float
+) -> dict[str, Any]:
     if status.state == states.MISSING:
         # A task tracked moments ago may not be listed yet, and SMH may skip one in a single
         # answer; only after the grace period is it forgotten (SMH keeps 30 days) or never
         # existed, and its last known state stays as it was.
         missing_since = row["missing_since"] or now
-        change = {"checked_at": now, "missing_since": missing_since}
-        if now - missing_since >= grace_seconds:
-            change["state"] = states.MISSING
-        return change
-    change = {
-        "checked_at": now,
-        "missing_since": None,
+        gone = now - missing_since >= grace_seconds
+        return {
+            "state": states.MISSING if gone else row["state"],
+            "missing_since": missing_since,
+            "checked_at": now,
+        }
+    first_running_at, finished_at = row["first_running_at"], row["finished_at"]
+    if status.state == states.RUNNING and first_running_at is None:
+        first_running_at = now
+    if status.is_terminal and finished_at is None:
+        finished_at = now
+    return {
         "state": status.state,
         "smh_status": status.code,
         "delete_count": status.delete_count,
@@ -340,12 +425,11 @@ def _observe(row: Mapping, status: smh.TaskStatus, now: float, grace_seconds: fl
         ]
         or None,
         "last_answer": status.raw,
+        "missing_since": None,
+        "first_running_at": first_running_at,
+        "finished_at": finished_at,
+        "checked_at": now,
     }
-    if status.state == states.RUNNING and row["first_running_at"] is None:
-        change["first_running_at"] = now
-    if status.is_terminal and row["finished_at"] is None:
-        change["finished_at"] = now
-    return change
 
 
 def recheck_task(library_id: str, task_id: int, now: float) -> bool:
