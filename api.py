@@ -28,7 +28,13 @@ def tasks(library_id: str, task_id_list: str) -> ResponseReturnValue:
         ids = inputs.parse_task_id_list(task_id_list)
     except inputs.InputError as bad:
         return error(400, bad.code, str(bad))
-    found, outage = poller.fetch_statuses(library, ids)
+    try:
+        found, outage = poller.fetch_statuses(library, ids)
+    except poller.RateLimited as limited:
+        message = "Too many new task ids at once: SMH was just asked about others. Ask again later."
+        response = error(429, "RateLimitExceeded", message)
+        response.headers["Retry-After"] = str(max(1, math.ceil(limited.retry_after)))
+        return response
     if outage is not None and len(found) < len(ids):
         return _outage_error(outage)
     items = [found[i].raw for i in ids if i in found and found[i].state != states.MISSING]

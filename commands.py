@@ -83,7 +83,7 @@ def refresh() -> None:
     failed = False
     click.echo(f"{'LIBRARY':<24} {'TASK':>20}  {'STATE':<11} {'DELETED':>9}  LABEL")
     for library in libraries.all_libraries():
-        outage = poller.poll_library(library)
+        outage = poller.refresh_library(library)
         if outage:
             failed = True
             click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)

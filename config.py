@@ -32,6 +32,9 @@ DEFAULTS = {
     # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
     "CACHE_THRESHOLD": 100_000,
     "TASKS_PER_PAGE": 50,
+    # Pages answer from the store at once and a due refresh runs in a background thread; off,
+    # the request runs it itself (one-shot tools, and tests that check what a refresh records).
+    "SMH_REFRESH_IN_BACKGROUND": True,
 }
 
 NUMBERS = {
@@ -47,6 +50,9 @@ NUMBERS = {
     "CACHE_THRESHOLD": (int, 1),
     "TASKS_PER_PAGE": (int, 1),
 }
+
+BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND"}
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 # Settings that only code can give: a list of libraries has no sensible one-string form.
 CODE_ONLY = {"SMH_LIBRARIES"}
@@ -79,3 +85,10 @@ def check_settings(config: dict) -> None:
         if not math.isfinite(value) or value < least:
             raise ConfigError(f"{name} must be at least {least:g}, not {raw!r}")
         config[name] = value
+    for name in BOOLEANS:
+        raw = config.get(name)
+        if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            raw = raw.strip().lower() in TRUE_WORDS
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{name} must be true or false, not {raw!r}")
+        config[name] = raw

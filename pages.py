@@ -71,7 +71,7 @@ def index_rows() -> ResponseReturnValue:
 
 def _libraries_context() -> dict:
     configured = libraries.all_libraries()
-    outages = {lib.id: poller.poll_library(lib) for lib in configured}
+    outages = {lib.id: poller.request_refresh(lib) for lib in configured}
     counts = store.count_states(lib.id for lib in configured)
     summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}
     running = sum(s["running"] for s in summaries.values())
@@ -92,7 +92,7 @@ def library(library_id: str) -> ResponseReturnValue:
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
-    outage = poller.poll_library(library)
+    outage = poller.request_refresh(library)
     listing = _listing(library, state, page, outage, PastEnd.NOT_FOUND)
     return render_template("library.html", **listing, form={})
 
@@ -102,7 +102,7 @@ def library_rows(library_id: str) -> ResponseReturnValue:
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
-    outage = poller.poll_library(library)
+    outage = poller.request_refresh(library)
     # A poll must always swap in: a page that emptied since (its tasks moved to another
     # filter) shows the last page rather than a 404 that htmx would not swap.
     listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE)
@@ -143,6 +143,7 @@ def _listing(
         "page": page,
         "pages": pages,
         "outage": outage,
+        "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
     }
@@ -166,7 +167,7 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
         ids = inputs.parse_task_ids(form["task_ids"])
         label = inputs.parse_label(form["label"])
     except inputs.InputError as error:
-        listing = _listing(library, None, 1, poller.poll_library(library), PastEnd.NOT_FOUND)
+        listing = _listing(library, None, 1, poller.request_refresh(library), PastEnd.NOT_FOUND)
         page = render_template("library.html", **listing, form=form, form_error=str(error))
         return page, 400
     new = store.track_tasks(library.id, ids, label, poller.now())
@@ -229,7 +230,7 @@ def _refreshed_task(
     task = store.get_task(library.id, task_id)
     if task is None or not task.is_polled:
         return task, None
-    outage = poller.poll_library(library)
+    outage = poller.request_refresh(library)
     return store.get_task(library.id, task_id), outage
 
 
@@ -238,6 +239,7 @@ def _task_context(library: Library, task: store.Task, outage: poller.Outage | No
         "library": library,
         "task": task,
         "outage": outage,
+        "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
     }

@@ -1,4 +1,10 @@
-"""The poller: asks SMH about tracked tasks, sharing answers between pages and backing off."""
+"""The poller: keeps tracked tasks current from SMH, off the request path, one refresh at a time.
+
+A page never waits on SMH: it asks for a refresh when one is due and answers at once from the
+store (stale-while-revalidate). The refresh runs in a background thread, single-flight per
+library, and `flask refresh` (or any other process) runs the same one in the foreground. The JSON
+API may wait for ids nobody tracks, bounded by SMH's timeout, and joins the refresh's batch.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from flask_caching import Cache
@@ -19,6 +25,10 @@ from libraries import Library
 log = logging.getLogger(__name__)
 
 cache = Cache()
+
+# Ids asked about in one transaction-sized step of a refresh: large libraries show progress,
+# and a failure part way keeps what was already answered.
+REFRESH_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,53 @@ class Outage:
         return self.code == "Timeout"
 
 
+class RateLimited(Exception):
+    """A caller asked about new ids again within the window in which SMH was just asked."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"ask again in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Flight:
+    """One library's refresh: the lock that makes it single-flight, and who waits to join it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Ids nobody tracks that API callers wait for; the next fetch takes them all in one batch.
+    wanted: set[int] = field(default_factory=set)
+    wanted_lock: threading.Lock = field(default_factory=threading.Lock)
+    # When SMH was last asked about ids nobody tracks, for the API's rate limit.
+    untracked_at: float = -math.inf
+    started_at: float | None = None
+
+    def begin(self, timeout: float) -> bool:
+        """Take the refresh if it is free within `timeout` seconds (0: only if free now)."""
+        taken = self.lock.acquire(timeout=timeout) if timeout > 0 else self.lock.acquire(False)
+        if taken:
+            self.started_at = now()
+        return taken
+
+    def end(self) -> None:
+        """Give the refresh up (from whichever thread ran it)."""
+        self.started_at = None
+        self.lock.release()
+
+
 def now() -> float:
     """Return the current time in Unix seconds (tests move it)."""
     return time.time()
 
 
 def init_app(app: Flask) -> None:
-    """Give each configured library the lock that coalesces its fetches, and bind the cache."""
-    app.extensions["poller_locks"] = {i: threading.Lock() for i in app.extensions["libraries"]}
+    """Give each configured library its single-flight refresh, and bind the answer cache."""
+    app.extensions["poller"] = {i: _Flight() for i in app.extensions["libraries"]}
     cache.init_app(app)
+
+
+def _flight(library_id: str) -> _Flight:
+    flight: _Flight = current_app.extensions["poller"][library_id]
+    return flight
 
 
 def _key(library_id: str, task_id: int) -> str:
@@ -64,69 +112,119 @@ def current_outage(library_id: str) -> Outage | None:
     return outage
 
 
+def refreshing_since(library_id: str) -> float | None:
+    """Return when the library's refresh under way started, or None if none is."""
+    return _flight(library_id).started_at
+
+
+def _window() -> float:
+    return float(current_app.config["SMH_CACHE_SECONDS"])
+
+
 def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     if not task_ids:
         return {}
     values = cache.get_many(*(_key(library_id, i) for i in task_ids))
     # Entries carry their fetch time so that a window also ends by the poller's clock, which
     # tests move by hand; the cache's own timeout ends it by the wall clock.
-    oldest = now() - current_app.config["SMH_CACHE_SECONDS"]
+    oldest = now() - _window()
     return {
         i: v[1] for i, v in zip(task_ids, values, strict=True) if v is not None and v[0] > oldest
     }
 
 
-def fetch_statuses(
-    library: Library, task_ids: list[int]
-) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    """Return SMH's answers for these tasks, reusing what is known; at most one upstream call.
+def request_refresh(library: Library) -> Outage | None:
+    """Start a due refresh of the library without waiting for it; return the ongoing outage.
 
-    Recent answers come from the cache, and tasks that finished for good from the store. For
-    the rest, concurrent callers for one library wait for a single fetch instead of each asking
-    SMH, and that fetch also takes in every polled task due for a check, so that all pages and
-    proxy callers share one batched query per cache window. While SMH is failing, no call is
-    made before the back-off runs out; the outage is returned instead.
+    Nothing happens when no polled task is due, while SMH's back-off runs, or while another
+    refresh of the library is under way. With SMH_REFRESH_IN_BACKGROUND off (tests, one-shot
+    tools) the caller runs the refresh itself.
     """
-    found = _cached(library.id, task_ids)
-    unknown = [i for i in task_ids if i not in found]
-    if unknown:
-        answers = store.final_answers(library.id, unknown)
-        found |= {i: smh.parse_task_item(answer) for i, answer in answers.items()}
-    if len(found) == len(task_ids):
-        return found, None
-    return _fetch_rest(library, task_ids, found)
+    outage = current_outage(library.id)
+    if not store.has_due(library.id, now() - _window()):
+        return None
+    if outage and outage.retry_at > now():
+        return outage
+    flight = _flight(library.id)
+    if not flight.begin(timeout=0):
+        return outage
+    if not current_app.config["SMH_REFRESH_IN_BACKGROUND"]:
+        try:
+            return _refresh_locked(library, flight)
+        finally:
+            flight.end()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=_refresh_in_background,
+        args=(app, library, flight),
+        name=f"smh-refresh-{library.id}",
+        daemon=True,
+    )
+    thread.start()
+    return outage
 
 
-def _fetch_rest(
-    library: Library, task_ids: list[int], found: dict[int, smh.TaskStatus]
-) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    lock = current_app.extensions["poller_locks"][library.id]
-    # Another request is already asking SMH; if that takes too long, show what is known.
-    if not lock.acquire(timeout=current_app.config["SMH_TIMEOUT"] + 5):
-        return found, current_outage(library.id)
+def _refresh_in_background(app: Flask, library: Library, flight: _Flight) -> None:
     try:
-        return _fetch_locked(library, task_ids, found)
+        with app.app_context():
+            _refresh_locked(library, flight)
+    except Exception:
+        # A thread's exception would go nowhere: log it, and let the next due poll try again.
+        log.exception("refreshing library %s failed unexpectedly", library.id)
     finally:
-        lock.release()
+        flight.end()
 
 
-def _fetch_locked(
-    library: Library, task_ids: list[int], found: dict[int, smh.TaskStatus]
-) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
-    missing = [i for i in task_ids if i not in found]
-    found |= _cached(library.id, missing)
-    missing = [i for i in missing if i not in found]
-    if not missing:
-        return found, None
+def refresh_library(library: Library) -> Outage | None:
+    """Bring the library's polled tasks up to date now, waiting for a refresh under way."""
+    flight = _flight(library.id)
+    if not flight.begin(timeout=_wait_seconds()):
+        return current_outage(library.id)
+    try:
+        return _refresh_locked(library, flight)
+    finally:
+        flight.end()
+
+
+def _wait_seconds() -> float:
+    # Long enough for one SMH call and its retries to end; the client's deadline bounds each.
+    config = current_app.config
+    return float(config["SMH_TIMEOUT"]) * (2 * int(config["SMH_RETRIES"]) + 2) + 5.0
+
+
+def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     outage = current_outage(library.id)
     if outage and outage.retry_at > now():
-        return found, outage
-    asked = set(missing)
-    wanted = missing + [i for i in _stale_ids(library) if i not in asked]
+        return outage
+    with flight.wanted_lock:
+        wanted, flight.wanted = list(flight.wanted), set()
+        if wanted and now() < flight.untracked_at + _untracked_window():
+            # They came after this window's batch went out: their callers are told to wait.
+            wanted = []
+        elif wanted:
+            flight.untracked_at = now()
+    cached = _cached(library.id, wanted)
+    wanted = [i for i in wanted if i not in cached]
+    due = store.stale_ids(library.id, now() - _window())
+    asked = set(wanted)
+    ids = wanted + [i for i in due if i not in asked]
+    for start in range(0, len(ids), REFRESH_STEP):
+        outage = _fetch(library, ids[start : start + REFRESH_STEP], outage)
+        if outage is not None:
+            return outage
+    return None
+
+
+def _untracked_window() -> float:
+    # With no reuse configured (SMH_CACHE_SECONDS=0) a caller may still ask once a second.
+    return max(_window(), 1.0)
+
+
+def _fetch(library: Library, ids: list[int], outage: Outage | None) -> Outage | None:
     try:
-        statuses = libraries.client_for(library.id).query_tasks(wanted)
+        statuses = libraries.client_for(library.id).query_tasks(ids)
     except smh.SMHError as error:
-        return found, _record_outage(library.id, error, outage)
+        return _record_outage(library.id, error, outage)
     fetched_at = now()
     seconds = current_app.config["SMH_CACHE_SECONDS"]
     if seconds > 0:
@@ -139,14 +237,60 @@ def _fetch_locked(
     store.record_statuses(
         library.id, statuses, fetched_at, current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
     )
-    found |= {s.task_id: s for s in statuses if s.task_id in asked}
-    return found, None
+    return None
 
 
-def _stale_ids(library: Library) -> list[int]:
-    # The store's checked_at says when SMH was last asked about each task, for every worker
-    # process alike; a task is due once a cache window has passed.
-    return store.stale_ids(library.id, now() - current_app.config["SMH_CACHE_SECONDS"])
+def fetch_statuses(
+    library: Library, task_ids: list[int]
+) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
+    """Return SMH's answers for these tasks, reusing what is known; at most one upstream call.
+
+    Recent answers come from the cache, and tasks that finished for good from the store. The
+    rest join the library's next refresh, so that all pages, API callers and the watcher share
+    one batched query per cache window; this waits for it, bounded by SMH's timeout. A caller
+    asking about ids nobody tracks within a window after SMH was last asked about such ids is
+    refused with RateLimited before SMH sees anything. While SMH is failing, no call is made
+    before the back-off runs out; the outage is returned instead.
+    """
+    found = _known(library, task_ids)
+    rest = [i for i in task_ids if i not in found]
+    if not rest:
+        return found, None
+    outage = current_outage(library.id)
+    if outage and outage.retry_at > now():
+        return found, outage
+    flight = _flight(library.id)
+    untracked = store.untracked_ids(library.id, rest)
+    with flight.wanted_lock:
+        if untracked:
+            _check_rate(flight)
+        flight.wanted.update(rest)
+    if flight.begin(timeout=_wait_seconds()):
+        try:
+            outage = _refresh_locked(library, flight)
+        finally:
+            flight.end()
+    else:
+        outage = current_outage(library.id)
+    found |= _known(library, rest)
+    if outage is None and any(i not in found for i in untracked):
+        _check_rate(flight)
+    return found, outage
+
+
+def _check_rate(flight: _Flight) -> None:
+    wait = flight.untracked_at + _untracked_window() - now()
+    if wait > 0:
+        raise RateLimited(wait)
+
+
+def _known(library: Library, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
+    found = _cached(library.id, task_ids)
+    unknown = [i for i in task_ids if i not in found]
+    if unknown:
+        answers = store.final_answers(library.id, unknown)
+        found |= {i: smh.parse_task_item(answer) for i, answer in answers.items()}
+    return found
 
 
 def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None) -> Outage:
@@ -174,17 +318,6 @@ def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None
         failures,
         delay,
     )
-    return outage
-
-
-def poll_library(library: Library) -> Outage | None:
-    """Bring the library's polled tasks up to date; return the ongoing outage, if any."""
-    due = _stale_ids(library)
-    if not due:
-        return None
-    # Due tasks are polled ones: none has finished for good, so only the locked fetch applies
-    # (it checks the cache again itself).
-    _, outage = _fetch_rest(library, due, {})
     return outage
 
 
