@@ -19,6 +19,7 @@ from flask_caching import Cache
 
 import libraries
 import smh
+import states
 import store
 from libraries import Library
 
@@ -245,9 +246,10 @@ def fetch_statuses(
 ) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
     """Return SMH's answers for these tasks, reusing what is known; at most one upstream call.
 
-    Recent answers come from the cache, and tasks that finished for good from the store. The
-    rest join the library's next refresh, so that all pages, API callers and the watcher share
-    one batched query per cache window; this waits for it, bounded by SMH's timeout. A caller
+    Recent answers come from the cache, and tracked tasks' last answers from the store, at most
+    one refresh old (a due refresh is started, as for a page). Ids never answered for join the
+    library's next refresh, so that all pages, API callers and the watcher share one batched
+    query per cache window; this waits for it, bounded by SMH's timeout. A caller
     asking about ids nobody tracks within a window after SMH was last asked about such ids is
     refused with RateLimited before SMH sees anything. While SMH is failing, no call is made
     before the back-off runs out; the outage is returned instead.
@@ -255,7 +257,8 @@ def fetch_statuses(
     found = _known(library, task_ids)
     rest = [i for i in task_ids if i not in found]
     if not rest:
-        return found, None
+        request_refresh(library)
+        return _known(library, task_ids), None
     outage = current_outage(library.id)
     if outage and outage.retry_at > now():
         return found, outage
@@ -288,8 +291,13 @@ def _known(library: Library, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     found = _cached(library.id, task_ids)
     unknown = [i for i in task_ids if i not in found]
     if unknown:
-        answers = store.final_answers(library.id, unknown)
-        found |= {i: smh.parse_task_item(answer) for i, answer in answers.items()}
+        # What the store knows is at most one refresh old; only ids never answered for wait.
+        for task_id, answer in store.known_answers(library.id, unknown).items():
+            found[task_id] = (
+                smh.TaskStatus(task_id=task_id, state=states.MISSING)
+                if answer is None
+                else smh.parse_task_item(answer)
+            )
     return found
 
 

@@ -306,18 +306,19 @@ def untracked_ids(library_id: str, task_ids: Iterable[int]) -> list[int]:
     return [i for i in ids if i not in tracked]
 
 
-def final_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict]:
-    """Return SMH's last answer for each of these tasks that has finished for good."""
+def known_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict | None]:
+    """Return SMH's last answer for each of these tasks it has answered for (None: unlisted now)."""
     with _engine().connect() as conn:
         rows = conn.execute(
-            select(tasks.c.task_id, tasks.c.last_answer).where(
+            select(tasks.c.task_id, tasks.c.state, tasks.c.last_answer).where(
                 tasks.c.library_id == library_id,
                 tasks.c.task_id.in_(list(task_ids)),
-                tasks.c.state.in_(states.FINISHED),
-                tasks.c.last_answer.is_not(None),
+                or_(tasks.c.state == states.MISSING, tasks.c.last_answer.is_not(None)),
             )
         )
-        return {task_id: answer for task_id, answer in rows}
+        return {
+            task_id: None if state == states.MISSING else answer for task_id, state, answer in rows
+        }
 
 
 # Rows read and written per transaction while recording answers: short transactions let page

@@ -719,7 +719,7 @@ def test_an_unexpected_failure_is_a_plain_page_that_leaks_nothing(client, monkey
         raise RuntimeError("database on fire: lib1-very-secret-key")
 
     monkeypatch.setattr(store, "count_states", broken)
-    monkeypatch.setattr(store, "final_answers", broken)
+    monkeypatch.setattr(store, "known_answers", broken)
 
     page = client.get("/libraries/lib1")
     api = client.get("/api/v1/task/lib1/5")
