@@ -69,6 +69,8 @@ class _Flight:
     # When SMH was last asked about ids nobody tracks, for the API's rate limit.
     untracked_at: float = -math.inf
     started_at: float | None = None
+    # Told after each step of a refresh, so that callers waiting for some ids wake up early.
+    progress: threading.Condition = field(default_factory=threading.Condition)
 
     def begin(self, timeout: float) -> bool:
         """Take the refresh if it is free within `timeout` seconds (0: only if free now)."""
@@ -81,6 +83,12 @@ class _Flight:
         """Give the refresh up (from whichever thread ran it)."""
         self.started_at = None
         self.lock.release()
+        self.tell()
+
+    def tell(self) -> None:
+        """Wake the callers waiting for answers: a step of the refresh was recorded."""
+        with self.progress:
+            self.progress.notify_all()
 
 
 def now() -> float:
@@ -211,6 +219,7 @@ def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     ids = wanted + [i for i in due if i not in asked]
     for start in range(0, len(ids), REFRESH_STEP):
         outage = _fetch(library, ids[start : start + REFRESH_STEP], outage)
+        flight.tell()
         if outage is not None:
             return outage
     return None
@@ -268,17 +277,28 @@ def fetch_statuses(
         if untracked:
             _check_rate(flight)
         flight.wanted.update(rest)
-    if flight.begin(timeout=_wait_seconds()):
-        try:
-            outage = _refresh_locked(library, flight)
-        finally:
-            flight.end()
-    else:
-        outage = current_outage(library.id)
+    outage = _wait_for(library, flight, rest)
     found |= _known(library, rest)
     if outage is None and any(i not in found for i in untracked):
         _check_rate(flight)
     return found, outage
+
+
+def _wait_for(library: Library, flight: _Flight, task_ids: list[int]) -> Outage | None:
+    """Run or join the library's refresh until these ids are answered for, bounded in time."""
+    deadline = time.monotonic() + _wait_seconds()
+    while time.monotonic() < deadline:
+        if flight.begin(timeout=0):
+            try:
+                return _refresh_locked(library, flight)
+            finally:
+                flight.end()
+        # A refresh is under way: its first step takes the waiting ids; wake after each step.
+        with flight.progress:
+            flight.progress.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        if len(_known(library, task_ids)) == len(task_ids):
+            return current_outage(library.id)
+    return current_outage(library.id)
 
 
 def _check_rate(flight: _Flight) -> None:
