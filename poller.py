@@ -63,8 +63,10 @@ class _Flight:
     """One library's refresh: the lock that makes it single-flight, and who waits to join it."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Ids nobody tracks that API callers wait for; the next fetch takes them all in one batch.
-    wanted: set[int] = field(default_factory=set)
+    # Ids API callers wait for; the next step of a refresh takes them first, all in one batch.
+    # Ids nobody tracks are kept apart: they cost SMH calls that pages never asked for.
+    wanted_tracked: set[int] = field(default_factory=set)
+    wanted_untracked: set[int] = field(default_factory=set)
     wanted_lock: threading.Lock = field(default_factory=threading.Lock)
     # When SMH was last asked about ids nobody tracks, for the API's rate limit.
     untracked_at: float = -math.inf
@@ -205,24 +207,38 @@ def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     outage = current_outage(library.id)
     if outage and outage.retry_at > now():
         return outage
-    with flight.wanted_lock:
-        wanted, flight.wanted = list(flight.wanted), set()
-        if wanted and now() < flight.untracked_at + _untracked_window():
-            # They came after this window's batch went out: their callers are told to wait.
-            wanted = []
-        elif wanted:
-            flight.untracked_at = now()
-    cached = _cached(library.id, wanted)
-    wanted = [i for i in wanted if i not in cached]
     due = store.stale_ids(library.id, now() - _window())
-    asked = set(wanted)
-    ids = wanted + [i for i in due if i not in asked]
-    for start in range(0, len(ids), REFRESH_STEP):
-        outage = _fetch(library, ids[start : start + REFRESH_STEP], outage)
+    asked: set[int] = set()
+    position = 0
+    while True:
+        # Ids callers wait for go first, including those that arrive while the refresh runs.
+        wanted = [i for i in _take_wanted(flight) if i not in asked]
+        cached = _cached(library.id, wanted)
+        step = [i for i in wanted if i not in cached]
+        taken = set(step)
+        while len(step) < REFRESH_STEP and position < len(due):
+            task_id, position = due[position], position + 1
+            if task_id not in asked and task_id not in taken:
+                step.append(task_id)
+        if not step:
+            return None
+        asked.update(step)
+        outage = _fetch(library, step, outage)
         flight.tell()
         if outage is not None:
             return outage
-    return None
+
+
+def _take_wanted(flight: _Flight) -> list[int]:
+    with flight.wanted_lock:
+        tracked, untracked = list(flight.wanted_tracked), list(flight.wanted_untracked)
+        flight.wanted_tracked, flight.wanted_untracked = set(), set()
+        if untracked and now() < flight.untracked_at + _untracked_window():
+            # They came after this window's batch went out: their callers are told to wait.
+            untracked = []
+        elif untracked:
+            flight.untracked_at = now()
+    return untracked + tracked
 
 
 def _untracked_window() -> float:
@@ -276,7 +292,8 @@ def fetch_statuses(
     with flight.wanted_lock:
         if untracked:
             _check_rate(flight)
-        flight.wanted.update(rest)
+        flight.wanted_untracked.update(untracked)
+        flight.wanted_tracked.update(set(rest) - set(untracked))
     outage = _wait_for(library, flight, rest)
     found |= _known(library, rest)
     if outage is None and any(i not in found for i in untracked):

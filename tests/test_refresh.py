@@ -174,3 +174,22 @@ def test_concurrent_callers_of_untracked_ids_share_one_call(app, sim, clock):
     statuses = sorted(r.status_code for r in answers.values())
     assert set(statuses) <= {200, 429}
     assert sim.calls["task.query"] == 1
+
+
+def test_an_api_caller_joins_a_long_refresh_and_is_answered_first(
+    client, app, sim, clock, monkeypatch
+):
+    monkeypatch.setattr(poller, "REFRESH_STEP", 100)
+    ids = sim.add_tasks("lib1", 1000, run_seconds=600)
+    track(app, clock, *ids)
+    # Ten steps of half a second each: the whole refresh takes five seconds.
+    sim.inject("latency", seconds=0.5, endpoint="task.query", times=None)
+    client.get("/libraries/lib1")
+
+    answer = client.get(f"/api/v1/task/lib1/{ids[-1]}")
+
+    assert answer.status_code == 200
+    assert [item["taskId"] for item in answer.get_json()] == [ids[-1]]
+    assert refreshing(app), "the caller waited for the whole refresh"
+    sim.clear_faults()
+    wait_for_refresh(app)
