@@ -41,6 +41,7 @@ from bench.servers import (
     read_rss,
     run_refresh_command,
     stage_library,
+    wait_checked,
 )
 
 ROWS_PER_PAGE = 50
@@ -618,6 +619,8 @@ def measure_memory(stack: Stack, args: argparse.Namespace, boot_rss: int) -> lis
             session.get(
                 f"{stack.base_url}/libraries/{library.id}/rows", timeout=60
             ).raise_for_status()
+        # The round's requests only start the refreshes: wait for them before counting.
+        all_checked = wait_checked(stack.database, mem, 60)
         first_round = time.monotonic() - started
         second = stack.upstream.count_task_queries()
         started = time.monotonic()
@@ -634,6 +637,7 @@ def measure_memory(stack: Stack, args: argparse.Namespace, boot_rss: int) -> lis
     running = sum(lib.running for lib in mem)
     batches = sum(math.ceil(len(lib.task_ids) / IDS_PER_CALL) for lib in mem)
     limit_mib = 128
+    answered = "all answered in" if all_checked else "not all answered in"
     return [
         MemoryRow("worker RSS at boot", f"{boot_rss / 1024:.1f} MiB"),
         MemoryRow("worker RSS before the 10 libraries were polled", f"{before_rss / 1024:.1f} MiB"),
@@ -647,10 +651,10 @@ def measure_memory(stack: Stack, args: argparse.Namespace, boot_rss: int) -> lis
             "growth from tracking and polling them", f"{(after_rss - before_rss) / 1024:+.1f} MiB"
         ),
         MemoryRow(
-            f"first round of polls: upstream queries ({first_round:.1f} s)",
+            f"first round of polls: upstream queries ({answered} {first_round:.1f} s)",
             str(second - first),
             f"{batches} (every id once, 100 a call)",
-            second - first <= batches,
+            all_checked and second - first <= batches,
         ),
         MemoryRow(
             f"second round at once ({running:,} running, {second_round:.1f} s): upstream queries",

@@ -161,6 +161,19 @@ def read_checked(database: Path, library_id: str, since: float) -> tuple[int, fl
     return int(checked), latest
 
 
+def wait_checked(database: Path, libraries: Sequence[Library], seconds: float) -> bool:
+    """Wait until every tracked task of these libraries was checked once; False if it never was."""
+    deadline = time.monotonic() + seconds
+    pending = list(libraries)
+    while pending and time.monotonic() < deadline:
+        pending = [
+            lib for lib in pending if read_checked(database, lib.id, 0)[0] < len(lib.task_ids)
+        ]
+        if pending:
+            time.sleep(0.1)
+    return not pending
+
+
 def run_refresh_command(stack: Stack, library: Library, timeout: float) -> tuple[float, int]:
     """Run `flask --app app refresh` on this library alone; return its seconds and exit code.
 
