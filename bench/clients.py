@@ -20,6 +20,8 @@ import requests
 HOST = "127.0.0.1"
 IDS_PER_CALL = 100
 HTMX_HEADERS = {"HX-Request": "true", "HX-Target": "tasks"}
+# Long enough for a request that waits on a refresh to be timed rather than abandoned.
+SLOW_REQUEST_SECONDS = 60.0
 EVERY = re.compile(r"\bevery\s+(\d+(?:\.\d+)?)(ms|s|m)?\b")
 
 
@@ -56,6 +58,15 @@ class Rate:
     def per_second(self) -> float:
         """Return the sustained rate."""
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed request: when it went out (Unix seconds), how long it took, whether it was 200."""
+
+    sent: float
+    seconds: float
+    ok: bool
 
 
 @dataclass
@@ -201,6 +212,34 @@ def read_script(
             time.sleep(interval)
     except requests.RequestException:
         counts[1] += 1
+    finally:
+        session.close()
+
+
+def time_requests(
+    url: str,
+    headers: dict[str, str],
+    start_at: float,
+    count: int,
+    spacing: float,
+    deadline: float,
+    samples: list[Sample],
+) -> None:
+    """Be one sequential client: GET a URL `count` times, `spacing` seconds apart, timing each."""
+    session = new_session()
+    try:
+        for index in range(count):
+            due = start_at + index * spacing
+            if max(due, time.monotonic()) >= deadline:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            sent, started = time.time(), time.perf_counter()
+            try:
+                answer = session.get(url, headers=headers, timeout=SLOW_REQUEST_SECONDS)
+                ok = answer.status_code == 200
+            except requests.RequestException:
+                ok = False
+            samples.append(Sample(sent, time.perf_counter() - started, ok))
     finally:
         session.close()
 

@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +23,11 @@ from bench.report import say
 REPO = Path(__file__).resolve().parent.parent
 MEMORY_LIBRARIES = 10
 MEMORY_TASKS_PER_LIBRARY = 1000
+LARGE_LIBRARY = "large"
 RUNNING_SECONDS = 3600
+# Ids per store.track_tasks call: it asks about all of them in one IN (...), and SQLite builds
+# before 3.32 allow 999 variables a statement, later ones 32,766 by default.
+TRACK_CHUNK = 900
 SCRUBBED = ("DATABASE_URL", "FLASK_SECRET_KEY")
 
 
@@ -47,6 +52,8 @@ class Stack:
     track: Callable[[str, list[int]], None]
     libraries: dict[str, Library]
     workers: int
+    env: dict[str, str]
+    database: Path
 
 
 def free_port() -> int:
@@ -143,6 +150,62 @@ def stage_library(
     track(library.id, library.task_ids)
 
 
+def read_checked(database: Path, library_id: str, since: float) -> tuple[int, float | None]:
+    """Count a library's tasks checked at or after `since`, read-only; also return the latest."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        checked, latest = conn.execute(
+            "SELECT coalesce(sum(checked_at >= ?), 0), max(checked_at) FROM tasks"
+            " WHERE library_id = ?",
+            (since, library_id),
+        ).fetchone()
+    return int(checked), latest
+
+
+def wait_checked(database: Path, libraries: Sequence[Library], seconds: float) -> bool:
+    """Wait until every tracked task of these libraries was checked once; False if it never was."""
+    deadline = time.monotonic() + seconds
+    pending = list(libraries)
+    while pending and time.monotonic() < deadline:
+        pending = [
+            lib for lib in pending if read_checked(database, lib.id, 0)[0] < len(lib.task_ids)
+        ]
+        if pending:
+            time.sleep(0.1)
+    return not pending
+
+
+def run_refresh_command(stack: Stack, library: Library, timeout: float) -> tuple[float, int]:
+    """Run `flask --app app refresh` on this library alone; return its seconds and exit code.
+
+    The environment is the dashboard's but for the libraries file, which names only this
+    library, so that the command asks about no other. Its listing of every task is discarded.
+    """
+    only = stack.database.parent / f"{library.id}.toml"
+    write_libraries_file(only, [library])
+    env = stack.env | {"SMH_LIBRARIES_FILE": str(only)}
+    command = [sys.executable, "-m", "flask", "--app", "app", "refresh"]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return time.monotonic() - started, -1
+    elapsed = time.monotonic() - started
+    if done.returncode:
+        say(
+            f"flask refresh exited {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}"
+        )
+    return elapsed, done.returncode
+
+
 @contextlib.contextmanager
 def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]]:
     """Yield a function that tracks tasks straight in the dashboard's database."""
@@ -156,7 +219,10 @@ def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]
 
     def track(library_id: str, task_ids: list[int]) -> None:
         with app.app_context():
-            store.track_tasks(library_id, task_ids, "bench", time.time())
+            for start in range(0, len(task_ids), TRACK_CHUNK):
+                store.track_tasks(
+                    library_id, task_ids[start : start + TRACK_CHUNK], "bench", time.time()
+                )
 
     try:
         yield track
@@ -168,11 +234,12 @@ def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]
 @contextlib.contextmanager
 def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
     """Start the simulator and the dashboard on loopback, and always stop both."""
-    ids = [f"load-{n}" for n in args.tasks] + ["finish"]
+    ids = [f"load-{n}" for n in args.tasks] + ["finish", LARGE_LIBRARY]
     ids += [f"mem-{i:02d}" for i in range(1, MEMORY_LIBRARIES + 1)]
     libraries = {i: Library(i, f"bench-secret-{i}") for i in ids}
     write_libraries_file(workdir / "libraries.toml", list(libraries.values()))
     sim_port, port = free_port(), free_port()
+    database = workdir / "bench.sqlite3"
     sim_url, base_url = f"http://{HOST}:{sim_port}", f"http://{HOST}:{port}"
     env = {
         k: v
@@ -184,7 +251,7 @@ def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
         "SMH_BASE_URL": sim_url,
         "SMH_CACHE_SECONDS": str(args.cache_seconds),
         "SMH_POLL_SECONDS": str(args.poll_seconds),
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "FLASK_SECRET_KEY": secrets.token_hex(16),
     }
     sim_command = [sys.executable, "simulator.py", "--host", HOST, "--port", str(sim_port)]
@@ -221,7 +288,17 @@ def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
             say(f"starting gunicorn ({args.workers} worker, {args.threads} threads) on {base_url}")
             processes.append(start_process(gunicorn_command, env, workdir / "gunicorn.log"))
             wait_ready(f"{base_url}/healthz", processes[-1], workdir / "gunicorn.log")
-            yield Stack(upstream, base_url, port, processes[-1], track, libraries, args.workers)
+            yield Stack(
+                upstream,
+                base_url,
+                port,
+                processes[-1],
+                track,
+                libraries,
+                args.workers,
+                env,
+                database,
+            )
     finally:
         for process in reversed(processes):
             stop_process(process)
