@@ -1,0 +1,122 @@
+"""Bounds: concurrent writes, request sizes, what errors echo back, and the URLs accepted."""
+
+import functools
+import re
+import threading
+from collections import Counter
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+import store
+
+IDS = (101, 102, 103)
+
+
+def track(app, clock, *task_ids, label=None):
+    with app.app_context():
+        return store.track_tasks("lib1", task_ids, label, clock())
+
+
+def tracked(app):
+    with app.app_context():
+        return sorted(t.task_id for t in store.list_tasks("lib1", None))
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the dashboard over HTTP on loopback, many requests at once; return its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):
+    # One browser session, many tabs: the cookie and CSRF token come from a rendered page.
+    first = requests.get(f"{live_server}/libraries/lib1", timeout=30)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', first.text).group(1)
+    cookies = {"session": first.cookies["session"]}
+    answers = []
+    start = threading.Barrier(16)
+
+    def post(path, data):
+        response = requests.post(
+            f"{live_server}{path}",
+            data={**data, "csrf_token": token},
+            cookies=cookies,
+            allow_redirects=False,
+            timeout=60,
+        )
+        answers.append(response)
+
+    def tab(worker):
+        start.wait()
+        for n in range(25):
+            if (worker + n) % 2:
+                post("/libraries/lib1/tasks", {"task_ids": "101 102 103", "label": "storm"})
+            else:
+                post(f"/libraries/lib1/tasks/{IDS[n % 3]}/untrack", {})
+
+    threads = [threading.Thread(target=tab, args=(worker,)) for worker in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(answers) == 400
+    assert [r.status_code for r in answers if r.status_code >= 500 and r.status_code != 503] == []
+    for response in answers:
+        if response.status_code == 303:
+            assert response.headers["Location"] == "/libraries/lib1"
+        else:
+            assert 'role="alert"' in response.text
+        if response.status_code == 503:
+            assert int(response.headers["Retry-After"]) >= 1
+    with app.app_context():
+        rows = store.list_tasks("lib1", None)
+    assert {t.task_id for t in rows} <= set(IDS)
+    assert {(t.label, t.state) for t in rows} <= {("storm", "pending")}
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "row by row"])
+def test_concurrent_track_and_untrack_count_each_change_once(app, clock, returning):
+    # Without RETURNING (SQLite before 3.35), the store counts inserted rows one at a time.
+    app.extensions["store"].dialect.insert_executemany_returning = returning
+    reported_new, removed, failures = Counter(), Counter(), []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def work(worker):
+        with app.app_context():
+            start.wait()
+            for n in range(50):
+                try:
+                    if (worker + n) % 2:
+                        new = store.track_tasks("lib1", IDS, "storm", clock())
+                        with lock:
+                            reported_new.update(new)
+                    else:
+                        task_id = IDS[n % 3]
+                        gone = store.untrack_tasks("lib1", [task_id])
+                        with lock:
+                            removed[task_id] += gone
+                except Exception as error:
+                    failures.append(repr(error))
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    # Each id was reported new once more than it was removed if it is tracked now, else as often.
+    now_tracked = set(tracked(app))
+    for task_id in IDS:
+        assert reported_new[task_id] - removed[task_id] == (task_id in now_tracked)
