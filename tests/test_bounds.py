@@ -2,11 +2,14 @@
 
 import functools
 import re
+import sqlite3
 import threading
 from collections import Counter
 
 import pytest
 import requests
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.serving import make_server
 
 import store
@@ -120,3 +123,48 @@ def test_concurrent_track_and_untrack_count_each_change_once(app, clock, returni
     now_tracked = set(tracked(app))
     for task_id in IDS:
         assert reported_new[task_id] - removed[task_id] == (task_id in now_tracked)
+
+
+def test_a_locked_database_is_a_503_that_asks_to_retry(client, app, settings, csrf, caplog):
+    holder = sqlite3.connect(settings["DATABASE_URL"].removeprefix("sqlite:///"))
+    holder.isolation_level = None
+    # Another process holds the write lock past the dashboard's busy timeout.
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.post("/libraries/lib1/tasks", data={"task_ids": "5", "csrf_token": csrf})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert "The database is busy; try again" in page
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "INSERT" not in page
+    assert "database is locked" in caplog.text
+    retried = client.post("/libraries/lib1/tasks", data={"task_ids": "5", "csrf_token": csrf})
+    assert retried.status_code == 303
+    assert tracked(app) == [5]
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        OperationalError("SELECT …", {}, sqlite3.OperationalError("database is locked")),
+        PoolTimeout("QueuePool limit of size 5 overflow 10 reached, connection timed out"),
+    ],
+    ids=["locked", "no free connection"],
+)
+def test_database_trouble_on_the_api_is_an_smh_style_503(client, monkeypatch, trouble):
+    def busy(*args, **kwargs):
+        raise trouble
+
+    monkeypatch.setattr(store, "final_answers", busy)
+
+    response = client.get("/api/v1/task/lib1/5")
+
+    assert response.status_code == 503
+    assert response.get_json()["code"] == "ServiceUnavailable"
+    assert response.get_json()["message"].startswith("The database is busy; try again")
+    assert int(response.headers["Retry-After"]) >= 1
