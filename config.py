@@ -32,6 +32,13 @@ DEFAULTS = {
     # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
     "CACHE_THRESHOLD": 100_000,
     "TASKS_PER_PAGE": 50,
+    # Flask's request limits, far tighter than its own defaults: the largest form people send, a
+    # hundred task ids and a label, is a few KB. A bigger request is refused with 413, unread.
+    "MAX_CONTENT_LENGTH": 256 * 1024,
+    # These two bound multipart forms only (a text field, the number of fields): Werkzeug reads
+    # an urlencoded body whole, which MAX_CONTENT_LENGTH already bounds.
+    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    "MAX_FORM_PARTS": 50,
 }
 
 NUMBERS = {
@@ -46,6 +53,9 @@ NUMBERS = {
     "TRUSTED_PROXIES": (int, 0),
     "CACHE_THRESHOLD": (int, 1),
     "TASKS_PER_PAGE": (int, 1),
+    "MAX_CONTENT_LENGTH": (int, 16 * 1024),
+    "MAX_FORM_MEMORY_SIZE": (int, 4 * 1024),
+    "MAX_FORM_PARTS": (int, 10),
 }
 
 # Settings that only code can give: a list of libraries has no sensible one-string form.

@@ -7,11 +7,11 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
 
-API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed"}
+API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
 # Time enough for SQLite's busy timeout to let a queue of writers through.
 BUSY_RETRY_SECONDS = 5
 
@@ -19,6 +19,7 @@ BUSY_RETRY_SECONDS = 5
 def init_app(app: Flask) -> None:
     """Answer every error, from a route or from routing itself, through the one rule below."""
     app.register_error_handler(CSRFError, form_expired)
+    app.register_error_handler(RequestEntityTooLarge, request_too_large)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(OperationalError, database_busy)
     app.register_error_handler(PoolTimeout, database_busy)
@@ -45,6 +46,12 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
         code = API_CODES.get(status, "ParamInvalid")
         return api.error(status, code, error.description or error.name)
     return render_template("error.html", status=status, message=error.description), status
+
+
+def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
+    """Refuse an oversized request in a sentence, without having read it."""
+    message = "That form is too large for the dashboard to read. Send less at once."
+    return http_error(RequestEntityTooLarge(message))
 
 
 def database_busy(error: Exception) -> ResponseReturnValue:

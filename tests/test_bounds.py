@@ -1,6 +1,7 @@
 """Bounds: concurrent writes, request sizes, what errors echo back, and the URLs accepted."""
 
 import functools
+import io
 import re
 import sqlite3
 import threading
@@ -10,11 +11,15 @@ import pytest
 import requests
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.datastructures import FileStorage
 from werkzeug.serving import make_server
+from werkzeug.test import encode_multipart
 
 import store
+from app import create_app
 
 IDS = (101, 102, 103)
+TEN_MB = 10 * 1024 * 1024
 
 
 def track(app, clock, *task_ids, label=None):
@@ -168,3 +173,73 @@ def test_database_trouble_on_the_api_is_an_smh_style_503(client, monkeypatch, tr
     assert response.get_json()["code"] == "ServiceUnavailable"
     assert response.get_json()["message"].startswith("The database is busy; try again")
     assert int(response.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("form", "multipart"),
+    [
+        ({"task_ids": "5 " * 5_000_000}, False),
+        ({"task_ids": "5", "label": "x" * TEN_MB}, False),
+        ({"task_ids": "5", "junk": "j" * TEN_MB}, False),
+        ({"task_ids": "5", "upload": FileStorage(io.BytesIO(b"j" * TEN_MB), "junk.bin")}, True),
+        ({"task_ids": "5", "junk": "j" * 100_000}, True),
+        ({"task_ids": "5", **{f"junk{n}": "j" for n in range(60)}}, True),
+    ],
+    ids=["repeated id", "label", "junk field", "file", "multipart field", "many fields"],
+)
+def test_oversized_forms_are_refused_with_a_short_page(client, app, csrf, form, multipart):
+    fields = {**form, "csrf_token": csrf}
+    if multipart:
+        # Encoded in memory: the test client would spool a large one to a file it never closes.
+        boundary, body = encode_multipart(fields)
+        response = client.post(
+            "/libraries/lib1/tasks",
+            data=body,
+            content_type=f'multipart/form-data; boundary="{boundary}"',
+        )
+    else:
+        response = client.post("/libraries/lib1/tasks", data=fields)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert "That form is too large" in page
+    assert len(page) < 4096
+    assert tracked(app) == []
+
+
+def test_a_large_but_reasonable_form_is_still_taken(client, app, csrf):
+    response = client.post(
+        "/libraries/lib1/tasks", data={"task_ids": "5 " * 100_000, "csrf_token": csrf}
+    )
+    assert response.status_code == 303
+    assert tracked(app) == [5]
+
+
+@pytest.mark.parametrize(
+    ("environ", "size", "status"),
+    [({"MAX_CONTENT_LENGTH": "1048576"}, 600_000, 303), ({}, 600_000, 413)],
+)
+def test_the_body_cap_follows_the_setting(settings, monkeypatch, clock, environ, size, status):
+    import poller
+
+    monkeypatch.setattr(poller, "now", clock)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(settings)
+    client = app.test_client()
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    response = client.post(
+        "/libraries/lib1/tasks", data={"task_ids": "7 " * (size // 2), "csrf_token": token}
+    )
+
+    assert response.status_code == status
+    app.extensions["store"].dispose()
+
+
+def test_a_body_cap_that_is_not_a_number_stops_start_up(settings, monkeypatch):
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "lots")
+    with pytest.raises(SystemExit, match="MAX_CONTENT_LENGTH must be a whole number"):
+        create_app(settings)
