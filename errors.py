@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 import api
 
 API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+# Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
+MAX_MESSAGE_LENGTH = 300
 # Time enough for SQLite's busy timeout to let a queue of writers through.
 BUSY_RETRY_SECONDS = 5
 
@@ -42,10 +44,12 @@ def form_expired(error: CSRFError) -> ResponseReturnValue:
 def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     status = error.code or 400
+    message = error.description or error.name
+    if len(message) > MAX_MESSAGE_LENGTH:
+        message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
     if wants_json():
-        code = API_CODES.get(status, "ParamInvalid")
-        return api.error(status, code, error.description or error.name)
-    return render_template("error.html", status=status, message=error.description), status
+        return api.error(status, API_CODES.get(status, "ParamInvalid"), message)
+    return render_template("error.html", status=status, message=message), status
 
 
 def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:

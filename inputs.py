@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import smh
 
@@ -10,6 +11,9 @@ import smh
 MAX_TASK_ID = smh.INT64_MAX
 MAX_IDS_AT_ONCE = smh.MAX_IDS_PER_CALL
 MAX_LABEL_LENGTH = 200
+# How much of a refused list of task ids a page shows back: a hundred of the longest ids with
+# their separators fit whole, a pasted log does not.
+MAX_SHOWN_TASK_IDS = 4096
 # SMH's own syntax for TaskIdList in the task query's path, which the JSON API mirrors.
 TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 
@@ -59,3 +63,11 @@ def parse_label(text: str) -> str:
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
     return label
+
+
+def shown_back(form: Mapping[str, str]) -> dict[str, str]:
+    """Return the task ids and label a refused form shows back, cut to what they may hold."""
+    return {
+        "task_ids": form.get("task_ids", "")[:MAX_SHOWN_TASK_IDS],
+        "label": form.get("label", "")[:MAX_LABEL_LENGTH],
+    }

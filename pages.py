@@ -167,7 +167,8 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
         label = inputs.parse_label(form["label"])
     except inputs.InputError as error:
         listing = _listing(library, None, 1, poller.poll_library(library), PastEnd.NOT_FOUND)
-        page = render_template("library.html", **listing, form=form, form_error=str(error))
+        shown = inputs.shown_back(form)
+        page = render_template("library.html", **listing, form=shown, form_error=str(error))
         return page, 400
     new = store.track_tasks(library.id, ids, label, poller.now())
     already = len(ids) - len(new)

@@ -1,6 +1,7 @@
 """Bounds: concurrent writes, request sizes, what errors echo back, and the URLs accepted."""
 
 import functools
+import html
 import io
 import re
 import sqlite3
@@ -15,6 +16,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.serving import make_server
 from werkzeug.test import encode_multipart
 
+import inputs
 import store
 from app import create_app
 
@@ -25,6 +27,10 @@ TEN_MB = 10 * 1024 * 1024
 def track(app, clock, *task_ids, label=None):
     with app.app_context():
         return store.track_tasks("lib1", task_ids, label, clock())
+
+
+def longest_run(text, char):
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
 
 
 def tracked(app):
@@ -243,3 +249,52 @@ def test_a_body_cap_that_is_not_a_number_stops_start_up(settings, monkeypatch):
     monkeypatch.setenv("MAX_CONTENT_LENGTH", "lots")
     with pytest.raises(SystemExit, match="MAX_CONTENT_LENGTH must be a whole number"):
         create_app(settings)
+
+
+@pytest.mark.parametrize(
+    ("task_ids", "label", "message"),
+    [
+        ("abc " * 50_000, "", "“abc” is not a task id"),
+        ("9" * 200_000, "", "is not a task id"),
+        ("5", "x" * 200_000, "Keep the label under 200 characters."),
+    ],
+    ids=["many bad tokens", "one huge token", "huge label"],
+)
+def test_a_refused_form_shows_back_only_an_excerpt(client, csrf, task_ids, label, message):
+    response = client.post(
+        "/libraries/lib1/tasks", data={"task_ids": task_ids, "label": label, "csrf_token": csrf}
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert message in page
+    shown_ids = html.unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", page, re.S).group(1))
+    shown_label = html.unescape(re.search(r'<input id="label"[^>]*value="([^"]*)"', page).group(1))
+    assert task_ids.startswith(shown_ids)
+    assert len(shown_ids) <= inputs.MAX_SHOWN_TASK_IDS
+    assert label.startswith(shown_label)
+    assert len(shown_label) <= inputs.MAX_LABEL_LENGTH
+    assert len(page) < 16_384
+
+
+def test_a_refused_form_of_ordinary_size_is_shown_back_whole(client, csrf):
+    typed = " ".join(str(i) for i in range(9_000_000_000_000_000_000, 9_000_000_000_000_000_101))
+    response = client.post(
+        "/libraries/lib1/tasks", data={"task_ids": typed, "label": "Spring", "csrf_token": csrf}
+    )
+    page = response.get_data(as_text=True)
+    assert "That is 101 task ids" in page
+    assert f">{typed}</textarea>" in page
+    assert 'value="Spring"' in page
+
+
+@pytest.mark.parametrize(
+    ("path", "char"),
+    [("/libraries/" + "a" * 5000, "a"), ("/libraries/lib1?state=" + "s" * 5000, "s")],
+    ids=["library id", "state filter"],
+)
+def test_error_pages_quote_only_an_excerpt_of_the_url(client, path, char):
+    response = client.get(path)
+    assert 400 <= response.status_code < 500
+    assert 'role="alert"' in response.get_data(as_text=True)
+    assert longest_run(response.get_data(as_text=True), char) < 300
