@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from werkzeug.routing import BaseConverter, ValidationError
+
 import smh
 
 # Task ids are SMH's 64-bit integers; a person may give as many at once as SMH takes in one call.
@@ -63,6 +65,21 @@ def parse_label(text: str) -> str:
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
     return label
+
+
+class TaskIdConverter(BaseConverter):
+    """Match a task id in a URL path: ASCII digits only, from 1 to MAX_TASK_ID."""
+
+    # Werkzeug's own int converter takes any Unicode digit: Arabic-Indic or full-width digits
+    # in the path would show task 701.
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        """Return the task id, or refuse the URL (a 404) if it is out of range."""
+        task_id = int(value)
+        if not 0 < task_id <= MAX_TASK_ID:
+            raise ValidationError()
+        return task_id
 
 
 def shown_back(form: Mapping[str, str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import threading
 from collections import Counter
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -298,3 +299,74 @@ def test_error_pages_quote_only_an_excerpt_of_the_url(client, path, char):
     assert 400 <= response.status_code < 500
     assert 'role="alert"' in response.get_data(as_text=True)
     assert longest_run(response.get_data(as_text=True), char) < 300
+
+
+@pytest.mark.parametrize(
+    "digits",
+    ["\u0667\u0660\u0661", "\uff17\uff10\uff11", "\U0001d7d5\U0001d7ce\U0001d7cf"],
+    ids=["arabic-indic", "full-width", "mathematical"],
+)
+def test_task_urls_take_ascii_digits_only(client, app, clock, csrf, digits):
+    track(app, clock, 701)
+    base = f"/libraries/lib1/tasks/{quote(digits)}"
+
+    assert client.get(base).status_code == 404
+    assert client.get(f"{base}/detail").status_code == 404
+    assert client.post(f"{base}/untrack", data={"csrf_token": csrf}).status_code == 404
+    assert client.post(f"{base}/recheck", data={"csrf_token": csrf}).status_code == 404
+    assert "Not found" in client.get(base).get_data(as_text=True)
+    assert client.get("/libraries/lib1/tasks/701").status_code == 200
+    assert tracked(app) == [701]
+
+
+@pytest.mark.parametrize(
+    "task_id", ["1", "701", str(inputs.MAX_TASK_ID)], ids=["one", "701", "largest"]
+)
+def test_task_urls_take_every_valid_id(client, app, clock, task_id):
+    track(app, clock, int(task_id))
+    assert client.get(f"/libraries/lib1/tasks/{task_id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/libraries//lib1",
+        "//libraries/lib1",
+        "/libraries/lib1//rows",
+        "/libraries/lib1/tasks//5",
+        "/static//dashboard.css",
+        "/libraries/lib1/",
+    ],
+)
+def test_redirects_never_take_their_host_from_the_request(client, app, clock, path):
+    track(app, clock, 5)
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert "evil.example" not in response.headers.get("Location", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "location"),
+    [
+        ("/libraries/lib1/tasks", {"task_ids": "6"}, "/libraries/lib1"),
+        ("/libraries/lib1/tasks/5/untrack", {}, "/libraries/lib1"),
+        ("/libraries/lib1/tasks/5/recheck", {}, "/libraries/lib1"),
+        ("/libraries/lib1/tasks/5/recheck", {"back": "task"}, "/libraries/lib1/tasks/5"),
+    ],
+    ids=["track", "untrack", "recheck", "recheck from task page"],
+)
+def test_redirects_after_a_form_are_paths(app, clock, live_server, path, data, location):
+    track(app, clock, 5)
+    first = requests.get(f"{live_server}/libraries/lib1", timeout=30)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', first.text).group(1)
+
+    response = requests.post(
+        f"{live_server}{path}",
+        data={**data, "csrf_token": token},
+        cookies={"session": first.cookies["session"]},
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == location
