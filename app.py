@@ -23,6 +23,9 @@ import store
 def create_app(overrides: Mapping | None = None) -> Flask:
     """Build the dashboard from defaults, then the environment, then the caller's overrides."""
     app = Flask(__name__, instance_relative_config=True)
+    # Werkzeug answers /libraries//x with a redirect to an absolute URL built from the Host
+    # header, which anyone can forge; without merging, such a path is simply not found.
+    app.url_map.merge_slashes = False
     app.config.from_mapping(config.DEFAULTS)
     app.config.update(config.from_environ())
     app.config.update(overrides or {})

@@ -35,6 +35,13 @@ DEFAULTS = {
     # Pages answer from the store at once and a due refresh runs in a background thread; off,
     # the request runs it itself (one-shot tools, and tests that check what a refresh records).
     "SMH_REFRESH_IN_BACKGROUND": True,
+    # Flask's request limits, far tighter than its own defaults: the largest form people send, a
+    # hundred task ids and a label, is a few KB. A bigger request is refused with 413, unread.
+    "MAX_CONTENT_LENGTH": 256 * 1024,
+    # These two bound multipart forms only (a text field, the number of fields): Werkzeug reads
+    # an urlencoded body whole, which MAX_CONTENT_LENGTH already bounds.
+    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    "MAX_FORM_PARTS": 50,
 }
 
 NUMBERS = {
@@ -49,6 +56,9 @@ NUMBERS = {
     "TRUSTED_PROXIES": (int, 0),
     "CACHE_THRESHOLD": (int, 1),
     "TASKS_PER_PAGE": (int, 1),
+    "MAX_CONTENT_LENGTH": (int, 16 * 1024),
+    "MAX_FORM_MEMORY_SIZE": (int, 4 * 1024),
+    "MAX_FORM_PARTS": (int, 10),
 }
 
 BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND"}

@@ -5,17 +5,26 @@ from __future__ import annotations
 from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
 
-API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed"}
+API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+# Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
+MAX_MESSAGE_LENGTH = 300
+# Time enough for SQLite's busy timeout to let a queue of writers through.
+BUSY_RETRY_SECONDS = 5
 
 
 def init_app(app: Flask) -> None:
     """Answer every error, from a route or from routing itself, through the one rule below."""
     app.register_error_handler(CSRFError, form_expired)
+    app.register_error_handler(RequestEntityTooLarge, request_too_large)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(OperationalError, database_busy)
+    app.register_error_handler(PoolTimeout, database_busy)
     app.register_error_handler(Exception, server_error)
 
 
@@ -35,10 +44,33 @@ def form_expired(error: CSRFError) -> ResponseReturnValue:
 def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     status = error.code or 400
+    message = error.description or error.name
+    if len(message) > MAX_MESSAGE_LENGTH:
+        message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
     if wants_json():
-        code = API_CODES.get(status, "ParamInvalid")
-        return api.error(status, code, error.description or error.name)
-    return render_template("error.html", status=status, message=error.description), status
+        return api.error(status, API_CODES.get(status, "ParamInvalid"), message)
+    return render_template("error.html", status=status, message=message), status
+
+
+def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
+    """Refuse an oversized request in a sentence, without having read it."""
+    message = "That form is too large for the dashboard to read. Send less at once."
+    return http_error(RequestEntityTooLarge(message))
+
+
+def database_busy(error: Exception) -> ResponseReturnValue:
+    """Ask the reader to come back when the database is locked or out of reach, not fail."""
+    # The first line names the trouble ("database is locked"); the rest is the SQL and its values.
+    current_app.logger.warning(
+        "database busy on %s %s: %s", request.method, request.path, str(error).splitlines()[0]
+    )
+    message = "The database is busy; try again in a few seconds."
+    headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
+    if wants_json():
+        response = api.error(503, "ServiceUnavailable", message)
+        response.headers.update(headers)
+        return response
+    return render_template("error.html", status=503, message=message), 503, headers
 
 
 def server_error(error: Exception) -> ResponseReturnValue:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+from werkzeug.routing import BaseConverter, ValidationError
 
 import smh
 
@@ -10,6 +13,9 @@ import smh
 MAX_TASK_ID = smh.INT64_MAX
 MAX_IDS_AT_ONCE = smh.MAX_IDS_PER_CALL
 MAX_LABEL_LENGTH = 200
+# How much of a refused list of task ids a page shows back: a hundred of the longest ids with
+# their separators fit whole, a pasted log does not.
+MAX_SHOWN_TASK_IDS = 4096
 # SMH's own syntax for TaskIdList in the task query's path, which the JSON API mirrors.
 TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 
@@ -59,3 +65,26 @@ def parse_label(text: str) -> str:
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
     return label
+
+
+class TaskIdConverter(BaseConverter):
+    """Match a task id in a URL path: ASCII digits only, from 1 to MAX_TASK_ID."""
+
+    # Werkzeug's own int converter takes any Unicode digit: Arabic-Indic or full-width digits
+    # in the path would show task 701.
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        """Return the task id, or refuse the URL (a 404) if it is out of range."""
+        task_id = int(value)
+        if not 0 < task_id <= MAX_TASK_ID:
+            raise ValidationError()
+        return task_id
+
+
+def shown_back(form: Mapping[str, str]) -> dict[str, str]:
+    """Return the task ids and label a refused form shows back, cut to what they may hold."""
+    return {
+        "task_ids": form.get("task_ids", "")[:MAX_SHOWN_TASK_IDS],
+        "label": form.get("label", "")[:MAX_LABEL_LENGTH],
+    }

@@ -30,7 +30,7 @@ from libraries import Library
 bp = Blueprint("pages", __name__)
 csrf = CSRFProtect()
 
-TASK_ID = f"int(min=1, max={inputs.MAX_TASK_ID}):task_id"
+TASK_ID = "task_id:task_id"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -47,6 +47,7 @@ class PastEnd(Enum):
 def init_app(app: Flask) -> None:
     """Register the pages and the CSRF guard that protects their forms."""
     csrf.init_app(app)
+    app.url_map.converters["task_id"] = inputs.TaskIdConverter
     app.register_blueprint(bp)
 
 
@@ -168,7 +169,8 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
         label = inputs.parse_label(form["label"])
     except inputs.InputError as error:
         listing = _listing(library, None, 1, poller.request_refresh(library), PastEnd.NOT_FOUND)
-        page = render_template("library.html", **listing, form=form, form_error=str(error))
+        shown = inputs.shown_back(form)
+        page = render_template("library.html", **listing, form=shown, form_error=str(error))
         return page, 400
     new = store.track_tasks(library.id, ids, label, poller.now())
     already = len(ids) - len(new)

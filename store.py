@@ -30,16 +30,15 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    insert,
     inspect,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 import inputs
@@ -220,36 +219,30 @@ def track_tasks(
 ) -> list[int]:
     """Start tracking tasks; return the ids that were new (tracking twice is a no-op)."""
     ids = list(dict.fromkeys(task_ids))
-    for _attempt in range(3):
-        try:
-            with _engine().begin() as conn:
-                known = set(
-                    conn.scalars(
-                        select(tasks.c.task_id).where(
-                            tasks.c.library_id == library_id, tasks.c.task_id.in_(ids)
-                        )
-                    )
-                )
-                new = [i for i in ids if i not in known]
-                if new:
-                    conn.execute(
-                        insert(tasks),
-                        [
-                            {
-                                "library_id": library_id,
-                                "task_id": i,
-                                "label": label or None,
-                                "state": states.PENDING,
-                                "added_at": now,
-                            }
-                            for i in new
-                        ],
-                    )
-                return new
-        except IntegrityError:
-            # Someone tracked one of these ids between our read and our write: read again.
-            continue
-    raise RuntimeError("could not track tasks: the database kept changing underneath")
+    if not ids:
+        return []
+    rows = [
+        {
+            "library_id": library_id,
+            "task_id": i,
+            "label": label or None,
+            "state": states.PENDING,
+            "added_at": now,
+        }
+        for i in ids
+    ]
+    engine = _engine()
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    # One statement skips the ids already tracked, even by a request racing this one, and the
+    # database says which rows it inserted: no read-then-write gap, so nothing to retry.
+    insert_new = dialect_insert(tasks).on_conflict_do_nothing()
+    with engine.begin() as conn:
+        if conn.dialect.insert_executemany_returning:
+            inserted = set(conn.scalars(insert_new.returning(tasks.c.task_id), rows))
+        else:
+            # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
+            inserted = {row["task_id"] for row in rows if conn.execute(insert_new, row).rowcount}
+    return [i for i in ids if i in inserted]
 
 
 def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
