@@ -23,7 +23,8 @@ def tasks(library_id: str, task_id_list: str) -> ResponseReturnValue:
     """Answer SMH's task query for a configured library, without a token, through the cache."""
     library = libraries.get_library(library_id)
     if library is None:
-        return error(404, "LibraryNotFound", f"No media library {library_id} is configured.")
+        message = f"No media library {inputs.excerpt(library_id)} is configured."
+        return error(404, "LibraryNotFound", message)
     try:
         ids = inputs.parse_task_id_list(task_id_list)
     except inputs.InputError as bad:

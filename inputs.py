@@ -28,6 +28,15 @@ class InputError(ValueError):
         self.code = code
 
 
+# How much of something a person typed a message quotes back.
+MAX_QUOTED = 24
+
+
+def excerpt(text: str) -> str:
+    """Return text short enough to quote in a message: at most MAX_QUOTED characters."""
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "…"
+
+
 def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
     """Parse task ids typed by a person; raise InputError with a message they can act on."""
     tokens = [t for t in re.split(separators, text.strip()) if t]
@@ -37,9 +46,9 @@ def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
     for token in tokens:
         valid = token.isascii() and token.isdigit() and len(token) <= 19
         if not valid or not 0 < int(token) <= MAX_TASK_ID:
-            shown = token if len(token) <= 24 else token[:21] + "…"
             raise InputError(
-                f"“{shown}” is not a task id: task ids are whole numbers from 1 to {MAX_TASK_ID}."
+                f"“{excerpt(token)}” is not a task id: "
+                f"task ids are whole numbers from 1 to {MAX_TASK_ID}."
             )
         ids.append(int(token))
     ids = list(dict.fromkeys(ids))

@@ -54,7 +54,9 @@ def init_app(app: Flask) -> None:
 def _library_or_404(library_id: str) -> Library:
     library = libraries.get_library(library_id)
     if library is None:
-        abort(404, description=f"No media library “{library_id}” is configured here.")
+        abort(
+            404, description=f"No media library “{inputs.excerpt(library_id)}” is configured here."
+        )
     return library
 
 
@@ -114,11 +116,11 @@ def _listing_args() -> tuple[str | None, int]:
     state = request.args.get("state") or None
     if state is not None and state not in states.FILTERS:
         names = ", ".join(list(states.FILTERS)[:-1]) + " or " + list(states.FILTERS)[-1]
-        message = f"Unknown state filter “{state}”: use {names}."
+        message = f"Unknown state filter “{inputs.excerpt(state)}”: use {names}."
         abort(400, description=message)
     page = request.args.get("page") or "1"
     if not (page.isascii() and page.isdigit() and len(page) <= 6 and int(page) >= 1):
-        abort(400, description=f"Page “{page[:20]}” is not a page number.")
+        abort(400, description=f"Page “{inputs.excerpt(page)}” is not a page number.")
     return state, int(page)
 
 
