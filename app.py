@@ -18,6 +18,7 @@ import libraries
 import pages
 import poller
 import store
+import users
 
 
 def create_app(overrides: Mapping | None = None) -> Flask:
@@ -29,6 +30,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     try:
         config.check_settings(app.config)
         configured = libraries.load_libraries(app.config)
+        users.load_users(app.config, [library.id for library in configured])
     except config.ConfigError as error:
         raise SystemExit(f"Configuration error: {error}") from None
 
