@@ -9,7 +9,13 @@ from werkzeug.exceptions import HTTPException
 
 import api
 
-API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed"}
+API_CODES = {
+    401: "SignInRequired",
+    403: "NoPermission",
+    404: "RouteNotFound",
+    405: "MethodNotAllowed",
+    429: "TooManyRequests",
+}
 
 
 def init_app(app: Flask) -> None:
@@ -35,10 +41,12 @@ def form_expired(error: CSRFError) -> ResponseReturnValue:
 def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     status = error.code or 400
+    # Keep the headers the error brings (WWW-Authenticate, Retry-After, Allow), not its type.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if wants_json():
         code = API_CODES.get(status, "ParamInvalid")
-        return api.error(status, code, error.description or error.name)
-    return render_template("error.html", status=status, message=error.description), status
+        return api.error(status, code, error.description or error.name), status, headers
+    return render_template("error.html", status=status, message=error.description), status, headers
 
 
 def server_error(error: Exception) -> ResponseReturnValue:
