@@ -16,6 +16,7 @@ import config
 import errors
 import formatting
 import libraries
+import openapi
 import pages
 import poller
 import store
@@ -50,6 +51,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     auth.init_app(app, people)
     pages.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     errors.init_app(app)
     formatting.init_app(app)
     commands.init_app(app, create_app)
