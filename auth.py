@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
+from flask.logging import default_handler
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
@@ -120,6 +121,10 @@ def init_app(app: Flask, users: dict[str, User]) -> None:
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = SessionInterface()
+    if not activity.handlers:
+        # One line per change in the server's error log (wsgi.errors), however logging is set up.
+        activity.addHandler(default_handler)
+        activity.setLevel(logging.INFO)
     app.before_request(guard_request)
     app.after_request(record_activity)
     app.context_processor(_template_context)
