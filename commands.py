@@ -171,6 +171,10 @@ def demo(host: str, port: int) -> None:
                 "SMH_BASE_URL": upstream.base_url,
                 "DATABASE_URL": f"sqlite:///{database}",
                 "SMH_UNKNOWN_GRACE_SECONDS": 15,
+                # Its libraries are simulated, so a users file scoped to real ones cannot apply.
+                "SMH_USERS_FILE": None,
+                "SMH_AUTH_PROXY_HEADER": None,
+                "SMH_AUTH_PROXY_IPS": (),
             }
         )
         with app.app_context():

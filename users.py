@@ -99,7 +99,7 @@ def _user(where: str, entry: Mapping, library_ids: Collection[str]) -> User:
     ):
         raise ConfigError(
             f"{where}: password_hash is not a password hash (plain text?); "
-            "make one with `flask hash-password`"
+            "make one with `SMH_USERS_FILE= flask hash-password`"
         )
     return User(
         name=name,
