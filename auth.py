@@ -156,16 +156,18 @@ def may_change() -> bool:
 
 def visible_libraries() -> list[Library]:
     """Return the configured libraries this request's user may see, in configuration order."""
-    user = current_user()
-    return [lib for lib in libraries.all_libraries() if user is None or user.sees(lib.id)]
+    return [library for library in libraries.all_libraries() if _sees(library.id)]
 
 
 def visible_library(library_id: str) -> Library | None:
     """Return this library if it is configured and in the user's scope, else None."""
+    return libraries.get_library(library_id) if _sees(library_id) else None
+
+
+def _sees(library_id: str) -> bool:
     user = current_user()
-    if user is not None and not user.sees(library_id):
-        return None
-    return libraries.get_library(library_id)
+    # Nobody signed in sees nothing where sign-in is required, should a view ever be left open.
+    return user.sees(library_id) if user is not None else not sign_in_required()
 
 
 def guard_request() -> None:
