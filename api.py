@@ -7,8 +7,8 @@ import math
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
+import auth
 import inputs
-import libraries
 import poller
 import states
 
@@ -21,7 +21,7 @@ bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
 @bp.get("/task/<library_id>/<task_id_list>")
 def tasks(library_id: str, task_id_list: str) -> ResponseReturnValue:
     """Answer SMH's task query for a configured library, without a token, through the cache."""
-    library = libraries.get_library(library_id)
+    library = auth.visible_library(library_id)
     if library is None:
         message = f"No media library {inputs.excerpt(library_id)} is configured."
         return error(404, "LibraryNotFound", message)

@@ -10,14 +10,17 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
+import auth
 import commands
 import config
 import errors
 import formatting
 import libraries
+import openapi
 import pages
 import poller
 import store
+import users
 
 
 def create_app(overrides: Mapping | None = None) -> Flask:
@@ -32,6 +35,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     try:
         config.check_settings(app.config)
         configured = libraries.load_libraries(app.config)
+        people = users.load_users(app.config, [library.id for library in configured])
     except config.ConfigError as error:
         raise SystemExit(f"Configuration error: {error}") from None
 
@@ -46,8 +50,11 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     store.init_app(app)
     libraries.init_app(app, configured)
     poller.init_app(app)
+    # Before the pages' CSRF guard: who is asking is settled before what they sent.
+    auth.init_app(app, people)
     pages.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     errors.init_app(app)
     formatting.init_app(app)
     commands.init_app(app, create_app)

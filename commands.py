@@ -1,14 +1,16 @@
-"""Command-line verbs: flask demo, track, untrack, refresh and db (upgrade, current)."""
+"""Command-line verbs: flask demo, track, untrack, refresh, db (upgrade, current), hash-password."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
 import inputs
@@ -27,7 +29,7 @@ DEMO_LIBRARIES = [
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
     """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
     app.extensions["app_factory"] = factory
-    for command in (demo, track, untrack, refresh, db):
+    for command in (demo, track, untrack, refresh, db, hash_password):
         app.cli.add_command(command)
 
 
@@ -129,6 +131,18 @@ def current() -> None:
     click.echo(f"{revision or 'none'} ({'head' if revision == head else f'head is {head}'})")
 
 
+@click.command("hash-password")
+def hash_password() -> None:
+    """Read a password (twice on a terminal, else once from standard input) and print its hash."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError("The password is empty.")
+    click.echo(generate_password_hash(password))
+
+
 @click.command()
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -157,6 +171,10 @@ def demo(host: str, port: int) -> None:
                 "SMH_BASE_URL": upstream.base_url,
                 "DATABASE_URL": f"sqlite:///{database}",
                 "SMH_UNKNOWN_GRACE_SECONDS": 15,
+                # Its libraries are simulated, so a users file scoped to real ones cannot apply.
+                "SMH_USERS_FILE": None,
+                "SMH_AUTH_PROXY_HEADER": None,
+                "SMH_AUTH_PROXY_IPS": (),
             }
         )
         with app.app_context():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -42,6 +43,10 @@ DEFAULTS = {
     # an urlencoded body whole, which MAX_CONTENT_LENGTH already bounds.
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "MAX_FORM_PARTS": 50,
+    "SMH_USERS_FILE": None,
+    "SMH_AUTH_PROXY_HEADER": None,
+    "SMH_AUTH_PROXY_IPS": (),
+    "SMH_READ_ONLY": False,
 }
 
 NUMBERS = {
@@ -61,8 +66,7 @@ NUMBERS = {
     "MAX_FORM_PARTS": (int, 10),
 }
 
-BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND"}
-TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND", "SMH_READ_ONLY"}
 
 # Settings that only code can give: a list of libraries has no sensible one-string form.
 CODE_ONLY = {"SMH_LIBRARIES"}
@@ -84,7 +88,7 @@ def from_environ(environ: Mapping[str, str] = os.environ) -> dict:
 
 
 def check_settings(config: dict) -> None:
-    """Turn numeric settings into numbers in place, naming any setting that is wrong."""
+    """Turn settings into numbers, flags and networks in place, naming any setting that is wrong."""
     for name, (kind, least) in NUMBERS.items():
         raw = config.get(name)
         try:
@@ -96,9 +100,41 @@ def check_settings(config: dict) -> None:
             raise ConfigError(f"{name} must be at least {least:g}, not {raw!r}")
         config[name] = value
     for name in BOOLEANS:
-        raw = config.get(name)
-        if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS | FALSE_WORDS:
-            raw = raw.strip().lower() in TRUE_WORDS
-        if not isinstance(raw, bool):
-            raise ConfigError(f"{name} must be true or false, not {raw!r}")
-        config[name] = raw
+        config[name] = _flag(name, config.get(name))
+    config["SMH_AUTH_PROXY_IPS"] = _networks("SMH_AUTH_PROXY_IPS", config.get("SMH_AUTH_PROXY_IPS"))
+    if bool(config.get("SMH_AUTH_PROXY_HEADER")) != bool(config["SMH_AUTH_PROXY_IPS"]):
+        raise ConfigError(
+            "SMH_AUTH_PROXY_HEADER and SMH_AUTH_PROXY_IPS go together: the header is trusted "
+            "only from those addresses"
+        )
+
+
+def _flag(name: str, raw: object) -> bool:
+    if isinstance(raw, bool) or raw is None:
+        return bool(raw)
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+
+
+def _networks(name: str, raw: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    # The environment gives one string; code may give a list of strings or networks.
+    items = raw.split(",") if isinstance(raw, str) else raw or ()
+    if not isinstance(items, list | tuple | set | frozenset):
+        raise ConfigError(f"{name} must be addresses or networks separated by commas")
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be addresses or networks separated by commas "
+                f"(such as 10.0.0.5,127.0.0.1/32), not {text!r}"
+            ) from None
+    return tuple(networks)

@@ -11,7 +11,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
 
-API_CODES = {404: "RouteNotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+API_CODES = {
+    401: "SignInRequired",
+    403: "NoPermission",
+    404: "RouteNotFound",
+    405: "MethodNotAllowed",
+    413: "RequestTooLarge",
+    429: "TooManyRequests",
+}
 # Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
 MAX_MESSAGE_LENGTH = 300
 # Time enough for SQLite's busy timeout to let a queue of writers through.
@@ -47,9 +54,12 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
     message = error.description or error.name
     if len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
+    # Keep the headers the error brings (WWW-Authenticate, Retry-After, Allow), not its type.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if wants_json():
-        return api.error(status, API_CODES.get(status, "ParamInvalid"), message)
-    return render_template("error.html", status=status, message=message), status
+        code = API_CODES.get(status, "ParamInvalid")
+        return api.error(status, code, message), status, headers
+    return render_template("error.html", status=status, message=message), status, headers
 
 
 def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:

@@ -20,8 +20,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
+import auth
 import inputs
-import libraries
 import poller
 import states
 import store
@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
 
 
 def _library_or_404(library_id: str) -> Library:
-    library = libraries.get_library(library_id)
+    library = auth.visible_library(library_id)
     if library is None:
         abort(
             404, description=f"No media library “{inputs.excerpt(library_id)}” is configured here."
@@ -73,7 +73,7 @@ def index_rows() -> ResponseReturnValue:
 
 
 def _libraries_context() -> dict:
-    configured = libraries.all_libraries()
+    configured = auth.visible_libraries()
     outages = {lib.id: poller.request_refresh(lib) for lib in configured}
     counts = store.count_states(lib.id for lib in configured)
     summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}

@@ -27,6 +27,12 @@ def secret():
 
 
 @pytest.fixture
+def other_secret():
+    """Return lib2's library secret, for tests that configure a second library."""
+    return OTHER_SECRET
+
+
+@pytest.fixture
 def clock():
     return FakeClock()
 

@@ -6,6 +6,7 @@ import shutil
 import threading
 
 import pytest
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 import store
@@ -30,6 +31,8 @@ POLL_SECONDS = 2
 # test passes, since each wait ends as soon as its event comes.
 WAIT_MS = 30_000
 ROWS = "/libraries/lib1/rows"
+OPERATOR = {"username": "ana", "password": "ana-s3cret"}
+VIEWER = {"username": "vic", "password": "vic-s3cret"}
 
 
 def _chromium_path():
@@ -61,14 +64,23 @@ def browser():
 
 
 @pytest.fixture
-def settings(settings):
-    """Poll and expire cached answers quickly, so a browser sees changes within seconds.
+def settings(settings, tmp_path):
+    """Poll and expire cached answers quickly; people sign in as an operator or a viewer.
 
     Refreshes run in the background, as when people use the dashboard.
     """
     settings["SMH_POLL_SECONDS"] = POLL_SECONDS
     settings["SMH_CACHE_SECONDS"] = 1
     settings["SMH_REFRESH_IN_BACKGROUND"] = True
+    users = tmp_path / "users.toml"
+    users.write_text(
+        "".join(
+            f'[[user]]\nname = "{who["username"]}"\nrole = "{role}"\n'
+            f'password_hash = "{generate_password_hash(who["password"])}"\n'
+            for who, role in ((OPERATOR, "operator"), (VIEWER, "viewer"))
+        )
+    )
+    settings["SMH_USERS_FILE"] = str(users)
     return settings
 
 
@@ -85,13 +97,18 @@ def live_server(app):
     thread.join()
 
 
+def _signed_in_page(browser, base_url, credentials):
+    context = browser.new_context(base_url=base_url, http_credentials=credentials)
+    context.set_default_timeout(WAIT_MS)
+    return context.new_page()
+
+
 @pytest.fixture
 def page(browser, live_server):
-    context = browser.new_context(base_url=live_server)
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
+    """Return a tab signed in as an operator (HTTP Basic, as a browser remembers it)."""
+    page = _signed_in_page(browser, live_server, OPERATOR)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture
@@ -231,3 +248,24 @@ def test_page_and_poll_hold_under_strict_csp(page, sim, track):
     assert page.evaluate("window.__violations") == []
     assert errors == []
     assert [m for m in messages if m.startswith(("error", "warning"))] == []
+
+
+def test_a_viewer_sees_their_name_and_no_forms(browser, live_server, page, sim, track):
+    task_id = sim.add_task("lib1", run_seconds=600)
+    track(task_id)
+    viewer = _signed_in_page(browser, live_server, VIEWER)
+    try:
+        viewer.goto("/libraries/lib1")
+        expect(viewer.locator("header .who")).to_have_text("Signed in as vic · viewer")
+        expect(viewer.locator(f"#task-{task_id} .badge")).to_have_text("Running")
+        expect(viewer.get_by_label("Track task ids")).to_have_count(0)
+        expect(viewer.get_by_role("button")).to_have_count(0)
+        with viewer.expect_response(_is_poll, timeout=WAIT_MS) as poll:
+            pass
+        assert poll.value.status == 200
+    finally:
+        viewer.context.close()
+
+    page.goto("/libraries/lib1")
+    expect(page.locator("header .who")).to_have_text("Signed in as ana · operator")
+    expect(page.get_by_role("button", name=f"Untrack task {task_id}")).to_be_visible()
