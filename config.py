@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import tomllib
 from collections.abc import Mapping
 
 import smh
@@ -138,3 +139,20 @@ def _networks(name: str, raw: object) -> tuple[ipaddress.IPv4Network | ipaddress
                 f"(such as 10.0.0.5,127.0.0.1/32), not {text!r}"
             ) from None
     return tuple(networks)
+
+
+def read_tables(setting: str, path: str, name: str) -> list[tuple[str, Mapping]]:
+    """Read a TOML file's [[name]] tables, each with where it stands, for SMH_*_FILE settings."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{setting}: {path} is not valid TOML: {error}") from None
+    tables = data.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{setting}: {path} must hold its entries as [[{name}]] tables")
+    if not tables:
+        raise ConfigError(f"{setting}: {path} lists no [[{name}]]")
+    return [(f"{setting} {path}, {name} #{i + 1}", t) for i, t in enumerate(tables)]

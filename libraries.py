@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
 import smh
-from config import ConfigError
+from config import ConfigError, read_tables
 
 MAX_LIBRARY_ID_LENGTH = 64
 LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_LIBRARY_ID_LENGTH - 1}}}$")
@@ -104,7 +103,7 @@ def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> 
         raise ConfigError("SMH_LIBRARY_ID is not set, but a secret or access token is")
     entries += [(f"SMH_LIBRARIES[{i}]", e) for i, e in enumerate(config.get("SMH_LIBRARIES") or ())]
     if config.get("SMH_LIBRARIES_FILE"):
-        entries += _read_libraries_file(config["SMH_LIBRARIES_FILE"])
+        entries += read_tables("SMH_LIBRARIES_FILE", config["SMH_LIBRARIES_FILE"], "library")
 
     libraries: dict[str, Library] = {}
     for where, entry in entries:
@@ -113,22 +112,6 @@ def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> 
             raise ConfigError(f"{where}: library {library.id} is configured twice")
         libraries[library.id] = library
     return list(libraries.values())
-
-
-def _read_libraries_file(path: str) -> list[tuple[str, Mapping]]:
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: cannot read {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} is not valid TOML: {error}") from None
-    tables = data.get("library", [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} must list libraries as [[library]] tables")
-    if not tables:
-        raise ConfigError(f"SMH_LIBRARIES_FILE: {path} lists no [[library]]")
-    return [(f"SMH_LIBRARIES_FILE {path}, library #{i + 1}", t) for i, t in enumerate(tables)]
 
 
 def _library(

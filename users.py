@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from config import ConfigError
+from config import ConfigError, read_tables
 
 USER_KEYS = {"name", "password_hash", "role", "libraries"}
 MAX_NAME_LENGTH = 64
@@ -52,28 +51,12 @@ def load_users(config: Mapping, library_ids: Collection[str]) -> dict[str, User]
             )
         return {}
     users: dict[str, User] = {}
-    for where, entry in _read_users_file(path):
+    for where, entry in read_tables("SMH_USERS_FILE", path, "user"):
         user = _user(where, entry, library_ids)
         if user.name in users:
             raise ConfigError(f"{where}: user {user.name!r} is listed twice")
         users[user.name] = user
     return users
-
-
-def _read_users_file(path: str) -> list[tuple[str, Mapping]]:
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise ConfigError(f"SMH_USERS_FILE: cannot read {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"SMH_USERS_FILE: {path} is not valid TOML: {error}") from None
-    tables = data.get("user", [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"SMH_USERS_FILE: {path} must list users as [[user]] tables")
-    if not tables:
-        raise ConfigError(f"SMH_USERS_FILE: {path} lists no [[user]]")
-    return [(f"SMH_USERS_FILE {path}, user #{i + 1}", t) for i, t in enumerate(tables)]
 
 
 def _user(where: str, entry: Mapping, library_ids: Collection[str]) -> User:

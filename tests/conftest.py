@@ -1,7 +1,10 @@
+import functools
 import os
 import re
+import threading
 
 import pytest
+from werkzeug.serving import make_server
 
 import libraries
 import poller
@@ -106,3 +109,16 @@ def next_window(app, clock):
         clock.advance(app.config["SMH_CACHE_SECONDS"])
 
     return expire
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the dashboard over HTTP on loopback, many requests at once; return its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join()

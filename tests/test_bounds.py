@@ -1,6 +1,5 @@
 """Bounds: concurrent writes, request sizes, what errors echo back, and the URLs accepted."""
 
-import functools
 import html
 import io
 import re
@@ -14,7 +13,6 @@ import requests
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import FileStorage
-from werkzeug.serving import make_server
 from werkzeug.test import encode_multipart
 
 import inputs
@@ -37,19 +35,6 @@ def longest_run(text, char):
 def tracked(app):
     with app.app_context():
         return sorted(t.task_id for t in store.list_tasks("lib1", None))
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the dashboard over HTTP on loopback, many requests at once; return its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join()
 
 
 def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):

@@ -1,13 +1,10 @@
 """Drive the dashboard in real Chromium, over real HTTP, and check what a person sees change."""
 
-import functools
 import os
 import shutil
-import threading
 
 import pytest
 from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
 
 import store
 
@@ -82,19 +79,6 @@ def settings(settings, tmp_path):
     )
     settings["SMH_USERS_FILE"] = str(users)
     return settings
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the dashboard over HTTP on loopback; return its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=functools.partial(server.serve_forever, poll_interval=0.05), daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join()
 
 
 def _signed_in_page(browser, base_url, credentials):
