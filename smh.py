@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 import states
 
@@ -194,6 +195,23 @@ def _refuses_some_id(error: SMHError) -> bool:
     )
 
 
+def _cut(response: requests.Response, cut: threading.Event) -> None:
+    """Stop any read of this response, now and later (run by the deadline's timer thread)."""
+    cut.set()
+    try:
+        response.raw.shutdown()
+    except (AttributeError, ValueError, RuntimeError, OSError):
+        # Not a socket (a test's transport), or already released: closing still ends the read.
+        response.close()
+
+
+def _timed_out(error: Exception) -> bool:
+    """Tell whether a failed read was the read timeout (requests reports it as a broken read)."""
+    return isinstance(error, requests.Timeout) or any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in error.args
+    )
+
+
 def default_base_url(library_id: str) -> str:
     """Return SMH's per-library API host."""
     return f"https://{library_id}.api.tencentsmh.cn"
@@ -229,6 +247,8 @@ class SMHClient:
         self.user_id = user_id
         self.token_period = token_period
         self.timeout = (connect_timeout, read_timeout)
+        # The whole answer, however slowly it comes, must be in by then.
+        self.answer_seconds = connect_timeout + 2 * read_timeout
         self.retries = retries
         self.backoff = backoff
         self.max_retry_after = max_retry_after
@@ -416,6 +436,7 @@ class SMHClient:
     def _send(self, method: str, path: str, params: dict) -> object:
         url = self.base_url + path
         shown = redact(f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
+        deadline = time.monotonic() + self.answer_seconds
         try:
             response = self._session.request(
                 method, url, params=params, timeout=self.timeout, stream=True
@@ -431,17 +452,7 @@ class SMHClient:
                 code="Unreachable",
             ) from None
         with response:
-            try:
-                body = self._read_capped(response)
-            except requests.Timeout:
-                raise SMHError(
-                    f"SMH stopped answering {method} {shown} midway", code="Timeout"
-                ) from None
-            except requests.RequestException as error:
-                raise SMHError(
-                    f"SMH's answer to {method} {shown} broke off: {type(error).__name__}",
-                    code="Unreachable",
-                ) from None
+            body = self._read_capped(response, deadline, f"{method} {shown}")
         log.debug("SMH %s %s -> %s (%d bytes)", method, shown, response.status_code, len(body))
         if response.status_code >= 400:
             credentials = [
@@ -459,20 +470,42 @@ class SMHClient:
                 code="BadAnswer",
             ) from None
 
-    def _read_capped(self, response: requests.Response) -> bytes:
+    def _read_capped(self, response: requests.Response, deadline: float, call: str) -> bytes:
         declared = _int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > self.max_answer_bytes:
             raise self._too_large(response)
-        # The read timeout bounds each gap between bytes; this bounds an answer that trickles.
-        deadline = time.monotonic() + 2 * self.timeout[1]
+        # The read timeout bounds each gap between bytes, so an answer sent a byte at a time
+        # never trips it, and a blocked read cannot look at a clock: at the deadline a timer
+        # shuts the socket's reading side, which ends the blocked read at once.
+        cut = threading.Event()
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response, cut))
+        timer.daemon = True
+        timer.start()
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > self.max_answer_bytes:
-                raise self._too_large(response)
-            if time.monotonic() > deadline:
-                raise requests.Timeout()
-            chunks.append(chunk)
+        failure: Exception | None = None
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    break
+                chunks.append(chunk)
+        except requests.RequestException as error:
+            failure = error
+        finally:
+            timer.cancel()
+        if cut.is_set():
+            raise SMHError(
+                f"SMH did not finish answering {call} within {self.answer_seconds:g}s",
+                code="Timeout",
+            )
+        if failure is not None and _timed_out(failure):
+            raise SMHError(f"SMH stopped answering {call} midway", code="Timeout")
+        if failure is not None:
+            raise SMHError(
+                f"SMH's answer to {call} broke off: {type(failure).__name__}", code="Unreachable"
+            )
+        if size > self.max_answer_bytes:
+            raise self._too_large(response)
         return b"".join(chunks)
 
     def _too_large(self, response: requests.Response) -> SMHError:

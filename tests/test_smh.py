@@ -299,6 +299,23 @@ def test_timeout_becomes_an_error(sim, make_client):
     assert "0.2s" in str(caught.value)
 
 
+def test_an_answer_that_trickles_is_cut_at_the_deadline(sim, make_client):
+    # Sixty tasks make an answer of some 2,000 bytes: minutes at a byte every 0.1s, while the
+    # whole answer is due within 2.5s (the connect timeout plus twice the read timeout).
+    ids = sim.add_tasks("lib1", 60)
+    client = make_client(
+        secret=None, token=sim.issue_token("lib1"), connect_timeout=0.5, read_timeout=1
+    )
+    sim.inject("trickle", endpoint="task.query", seconds=0.1)
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks(ids)
+
+    assert caught.value.is_timeout
+    assert "did not finish answering" in str(caught.value)
+    assert sim.calls["task.query"] == 1
+
+
 def test_unreachable_smh_becomes_an_error(secret):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
