@@ -195,6 +195,16 @@ def _refuses_some_id(error: SMHError) -> bool:
     )
 
 
+def _scrub(value: object, credentials: list[str]) -> str | None:
+    """Return SMH's text with every credential replaced by ***, or None if it sent no text."""
+    if not isinstance(value, str) or not value:
+        return None
+    # Longest first, so that a credential holding another is replaced whole.
+    for credential in sorted(credentials, key=len, reverse=True):
+        value = value.replace(credential, "***")
+    return value
+
+
 def _cut(response: requests.Response, cut: threading.Event) -> None:
     """Stop any read of this response, now and later (run by the deadline's timer thread)."""
     cut.set()
@@ -455,9 +465,9 @@ class SMHClient:
             body = self._read_capped(response, deadline, f"{method} {shown}")
         log.debug("SMH %s %s -> %s (%d bytes)", method, shown, response.status_code, len(body))
         if response.status_code >= 400:
-            credentials = [
-                str(params[k]) for k in ("access_token", "library_secret") if params.get(k)
-            ]
+            # The renewal carries the token in its path, not its parameters.
+            sent = (params.get("access_token"), params.get("library_secret"), self._token)
+            credentials = [str(c) for c in (*sent, self._secret) if c]
             raise self._error_from(response, body, method, shown, credentials)
         if not body.strip():
             return None
@@ -530,16 +540,14 @@ class SMHClient:
             retry_after_seconds = float(retry_after) if retry_after is not None else None
         except ValueError:
             retry_after_seconds = None
-        code = data.get("code") if isinstance(data.get("code"), str) else None
-        message = data.get("message") if isinstance(data.get("message"), str) else None
-        request_id = data.get("requestId") if isinstance(data.get("requestId"), str) else None
-        # SMH's message is shown on pages and by the proxy: never let it echo a credential.
-        for credential in credentials:
-            message = message.replace(credential, "***") if message else message
+        # What SMH says is shown on pages and by the proxy: never let it echo a credential.
+        code, message, request_id = (
+            _scrub(data.get(key), credentials) for key in ("code", "message", "requestId")
+        )
         return SMHError(
             message or f"SMH answered {method} {shown} with HTTP {response.status_code}",
             status=response.status_code,
-            code=code or None,
+            code=code,
             request_id=request_id,
             retry_after=retry_after_seconds,
         )

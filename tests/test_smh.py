@@ -1,3 +1,4 @@
+import json
 import logging
 import socket
 import threading
@@ -516,6 +517,43 @@ def test_smh_messages_that_echo_the_credential_are_scrubbed(sim, make_client):
     error = caught.value
     assert token not in str(error) + repr(error) + str(error.args)
     assert "token *** is bad" in str(error)
+
+
+@pytest.mark.parametrize("field", ["requestId", "code", "message"])
+def test_every_smh_field_that_echoes_the_token_is_scrubbed(sim, make_client, field):
+    token = sim.issue_token("lib1")
+    client = make_client(secret=None, token=token)
+    echoed = {"code": "NoPermission", "message": "No.", "requestId": "r-1"} | {field: f"x{token}y"}
+    sim.inject("answer", status=500, body=json.dumps(echoed))
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1])
+
+    error = caught.value
+    assert token not in str(error) + repr(error) + str(error.args)
+    assert token not in f"{error.code} {error.request_id} {error.message}"
+    assert "x***y" in f"{error.code} {error.request_id} {error.message}"
+
+
+def test_a_refused_renewal_that_echoes_the_token_is_scrubbed(clock, make_client, secret, caplog):
+    caplog.set_level(logging.DEBUG)
+    sim = Simulator(clock, token_lifetime=1200)
+    sim.add_library("lib1", secret)
+    task_id = sim.add_task("lib1", run_seconds=10_000)
+    with sim.serve() as server:
+        client = make_client(base_url=server.base_url)
+        client.query_tasks([task_id])
+        (token,) = sim.issued_tokens("lib1")
+        clock.advance(1100)  # inside the renewal margin: the token goes in the renewal's path
+        body = {"code": "ServerOverloaded", "message": f"cannot renew {token}", "requestId": token}
+        sim.inject("answer", endpoint="token.renew", status=503, body=json.dumps(body))
+        assert client.query_tasks([task_id])[0].state == states.RUNNING
+
+    assert sim.calls["token.renew"] == 1
+    assert sim.calls["token.create"] == 2  # the refused renewal is followed by a mint
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "cannot renew ***" in logged
+    assert token not in logged
 
 
 def test_redact_hides_tokens_in_queries_and_paths():
