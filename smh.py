@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
 import logging
+import math
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import requests
 import urllib3
@@ -35,7 +40,24 @@ LIBRARY_LEVEL_CODES = frozenset(
     }
 )
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# SMH's answers nest four levels deep. The depth is checked before decoding, so that no answer
+# can make the decoder recurse without bound.
+MAX_JSON_DEPTH = 64
+# SMH's numbers are 64-bit integers (20 characters at most); a longer literal is not SMH's.
+MAX_NUMBER_LENGTH = 40
+# What of SMH's error text is kept: enough to explain, not enough to fill a page.
+MAX_ERROR_TEXT = 500
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
+RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+# A JSON string, closed or not (an unclosed one runs to the end), matched without backtracking.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*"?', re.DOTALL)
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+OPENING_BRACKETS = frozenset(b"[{")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A token is used only if redaction can hide it whole: printable ASCII without a space, a quote
+# or an ampersand (the characters that end a token in redact's patterns).
+USABLE_TOKEN = re.compile(r"[!#-%(-~]{1,4096}")
 SECRET_PARAMS = re.compile(r"((?:access_token|library_secret)=)[^&\s'\"]*", re.IGNORECASE)
 TOKEN_IN_PATH = re.compile(r"(/api/v1/token/[^/\s]+/)[^/?\s'\"]+")
 
@@ -49,11 +71,14 @@ class RedactingFilter(logging.Filter):
     """Scrub credentials from records that libraries (urllib3) log with full URLs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message without credentials; never drop it."""
+        """Rewrite the record's message and traceback without credentials; never drop it."""
         message = record.getMessage()
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatters use a record's exc_text when it is set.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -61,8 +86,10 @@ _redacting_filter = RedactingFilter()
 
 
 def guard_library_logs() -> None:
-    """Make sure urllib3's debug lines, which carry full URLs, never show a token."""
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+    """Make sure urllib3's log lines, which carry full URLs, never show a token."""
+    # A logger's filters do not apply to its children's records, hence each module by name.
+    names = ("connectionpool", "connection", "response", "poolmanager", "util.retry")
+    for name in (*(f"urllib3.{n}" for n in names), "requests"):
         logger = logging.getLogger(name)
         if _redacting_filter not in logger.filters:
             logger.addFilter(_redacting_filter)
@@ -120,7 +147,11 @@ class ResultEntry:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """What SMH said about one task, or that it said nothing (state states.MISSING)."""
+    """What SMH said about one task, or that it said nothing usable (state states.MISSING).
+
+    A MISSING status has a `refusal` when SMH refused the id alone or sent an unreadable item
+    for it, and none when SMH simply left the task out.
+    """
 
     task_id: int
     state: str
@@ -147,43 +178,162 @@ class HistorySettings:
 
 
 def parse_task_item(item: object) -> TaskStatus:
-    """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed."""
+    """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed.
+
+    An item is malformed unless its taskId is a positive 64-bit integer, its status a 64-bit
+    integer (either may come as a decimal string) and its result absent, null or a list of
+    objects. Inside result entries a field of the wrong type or out of range is left out (err
+    "", status and deleteCount None): they describe a task, they do not decide its state.
+    """
     if not isinstance(item, dict):
         raise SMHError("SMH sent a task item that is not an object", code="BadAnswer")
-    task_id, code = _int_or_none(item.get("taskId")), _int_or_none(item.get("status"))
-    if task_id is None or task_id < 1:
+    task_id, code = _task_id_in(item), _int_or_none(item.get("status"))
+    if task_id is None:
         raise SMHError("SMH sent a task item without a valid taskId", code="BadAnswer")
     if code is None:
         raise SMHError(f"SMH sent task {task_id} without a numeric status", code="BadAnswer")
-    entries = []
-    for entry in item.get("result") or ():
-        if not isinstance(entry, dict):
-            raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
-        entries.append(
-            ResultEntry(
-                err=str(entry.get("err") or ""),
-                status=_int_or_none(entry.get("status")),
-                delete_count=_int_or_none(entry.get("deleteCount")),
-            )
+    result = item.get("result")
+    if result is None:
+        result = []
+    if not isinstance(result, list) or not all(isinstance(e, dict) for e in result):
+        raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
+    entries = tuple(
+        ResultEntry(
+            err=entry["err"] if isinstance(entry.get("err"), str) else "",
+            status=_int_or_none(entry.get("status")),
+            delete_count=_int_or_none(entry.get("deleteCount")),
         )
+        for entry in result
+    )
     counts = [e.delete_count for e in entries if e.delete_count is not None]
     return TaskStatus(
         task_id=task_id,
         state=states.state_for_code(code),
         code=code,
-        results=tuple(entries),
+        results=entries,
         delete_count=sum(counts) if counts else None,
         raw=item,
     )
 
 
+def _task_id_in(item: object) -> int | None:
+    """Return the task an item of SMH's answer is about, if it names one."""
+    task_id = _int_or_none(item.get("taskId")) if isinstance(item, dict) else None
+    return task_id if task_id is not None and task_id >= 1 else None
+
+
+def _statuses_in(answer: object, ids: list[int]) -> dict[int, TaskStatus]:
+    """Return what SMH's task answer says about these ids; an unreadable item costs its own task.
+
+    Such a task is reported MISSING with the reason as its refusal, so that it keeps its last
+    known state. An item that names no task could be about any of them: the answer as a whole
+    is then unreadable.
+    """
+    if not isinstance(answer, list):
+        raise SMHError("SMH's task answer is not a JSON array", code="BadAnswer")
+    wanted = set(ids)
+    found: dict[int, TaskStatus] = {}
+    for item in answer:
+        try:
+            status = parse_task_item(item)
+        except SMHError as error:
+            task_id = _task_id_in(item)
+            if task_id is None:
+                raise
+            if task_id in wanted:
+                unreadable = TaskStatus(task_id, states.MISSING, refusal=error.message)
+                found.setdefault(task_id, unreadable)
+            continue
+        if status.task_id in wanted:
+            found[status.task_id] = status
+    return found
+
+
 def _int_or_none(value: object) -> int | None:
     """Return value as a 64-bit integer (SMH sends some numbers as strings), else None."""
-    if isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit():
-        value = int(value) if value.isascii() else None
+    if isinstance(value, str):
+        value = int(value) if INT64_TEXT.fullmatch(value) else None
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+class _Unreadable(ValueError):
+    """What makes an answer's bytes something the client will not read as SMH's JSON."""
+
+
+def _decode_json(body: bytes) -> object:
+    """Decode an answer's JSON, or raise _Unreadable for what no SMH answer is.
+
+    That is: bytes that are not UTF-8 (a byte order mark included), nesting past
+    MAX_JSON_DEPTH, NaN or infinite numbers, number literals past MAX_NUMBER_LENGTH, and text
+    with a lone surrogate (which could not be written out again).
+    """
+    if _nests_deeper_than(body, MAX_JSON_DEPTH):
+        raise _Unreadable(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unreadable("bytes that are not UTF-8") from None
+    try:
+        value = JSON_DECODER.decode(text)
+    except _Unreadable:
+        raise
+    except ValueError:
+        raise _Unreadable("something that is not JSON") from None
+    if SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Unreadable("text holding a lone surrogate") from None
+    return value
+
+
+def _nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Tell whether the body's brackets, outside strings, nest deeper than `limit`."""
+    brackets = JSON_STRING.sub(b"", body).translate(None, NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in OPENING_BRACKETS else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise _Unreadable(f"a number of {len(text)} digits")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text) if len(text) <= MAX_NUMBER_LENGTH else math.inf
+    if not math.isfinite(value):
+        raise _Unreadable("a number out of range")
+    return value
+
+
+def _refuse_constant(name: str) -> object:
+    raise _Unreadable(f"{name}, which JSON does not allow")
+
+
+JSON_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant
+)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header asks for (a number or an HTTP date), or None."""
+    value = (value or "").strip()
+    if RETRY_AFTER_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _refuses_some_id(error: SMHError) -> bool:
@@ -199,10 +349,11 @@ def _scrub(value: object, credentials: list[str]) -> str | None:
     """Return SMH's text with every credential replaced by ***, or None if it sent no text."""
     if not isinstance(value, str) or not value:
         return None
-    # Longest first, so that a credential holding another is replaced whole.
+    # Longest first, so that a credential holding another is replaced whole; cut only after,
+    # so that no credential is cut in two and half shown.
     for credential in sorted(credentials, key=len, reverse=True):
         value = value.replace(credential, "***")
-    return value
+    return value[:MAX_ERROR_TEXT]
 
 
 def _cut(response: requests.Response, cut: threading.Event) -> None:
@@ -210,9 +361,11 @@ def _cut(response: requests.Response, cut: threading.Event) -> None:
     cut.set()
     try:
         response.raw.shutdown()
-    except (AttributeError, ValueError, RuntimeError, OSError):
-        # Not a socket (a test's transport), or already released: closing still ends the read.
-        response.close()
+    except Exception:
+        # Not a socket (another transport), or released already: closing ends the read too.
+        # Nothing may escape a timer thread.
+        with contextlib.suppress(Exception):
+            response.close()
 
 
 def _timed_out(error: Exception) -> bool:
@@ -306,20 +459,14 @@ class SMHClient:
             # states still come through.
             middle = len(ids) // 2
             return self._query_batch(ids[:middle]) | self._query_batch(ids[middle:])
-        if not isinstance(answer, list):
-            raise SMHError("SMH's task answer is not a JSON array", code="BadAnswer")
-        statuses = (parse_task_item(item) for item in answer)
-        wanted = set(ids)
-        return {s.task_id: s for s in statuses if s.task_id in wanted}
+        return _statuses_in(answer, ids)
 
     def clear_history(self) -> int:
         """Start clearing every historical version of the library; return SMH's task id."""
         path = f"/api/v1/directory-history/{self.library_id}/library-history"
         answer = self._call("DELETE", path, retry=False)
-        task_id = answer.get("taskId") if isinstance(answer, dict) else None
-        if isinstance(task_id, str) and task_id.isdigit():
-            task_id = int(task_id)
-        if not isinstance(task_id, int) or isinstance(task_id, bool):
+        task_id = _task_id_in(answer)
+        if task_id is None:
             raise SMHError("SMH accepted the clear but sent no task id", code="BadAnswer")
         return task_id
 
@@ -394,7 +541,7 @@ class SMHClient:
         log.info("minted an SMH access token for library %s", self.library_id)
 
     def _renew_locked(self) -> None:
-        path = f"/api/v1/token/{self.library_id}/{self._token}"
+        path = f"/api/v1/token/{self.library_id}/{urllib.parse.quote(self._token or '', safe='')}"
         try:
             self._accept_token(self._request("POST", path, {}, retry=False))
             log.info("renewed the SMH access token for library %s", self.library_id)
@@ -408,7 +555,16 @@ class SMHClient:
         token = answer.get("accessToken") if isinstance(answer, dict) else None
         if not isinstance(answer, dict) or not isinstance(token, str) or not token:
             raise SMHError("SMH's token answer has no accessToken", code="BadAnswer")
-        expires_in = _int_or_none(answer.get("expiresIn")) or self.token_period
+        if not USABLE_TOKEN.fullmatch(token):
+            raise SMHError(
+                "SMH's token answer has an accessToken that is too long or holds spaces, quotes "
+                "or control characters",
+                code="BadAnswer",
+            )
+        expires_in = _int_or_none(answer.get("expiresIn"))
+        if expires_in is None or expires_in < 1:
+            # SMH grants the period asked for; a lifetime that means nothing is taken to be it.
+            expires_in = self.token_period
         self._token = token
         self._token_lifetime = float(expires_in)
         self._token_expires_at = self._clock() + expires_in
@@ -445,39 +601,45 @@ class SMHClient:
 
     def _send(self, method: str, path: str, params: dict) -> object:
         url = self.base_url + path
-        shown = redact(f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
+        call = redact(f"{method} {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
         deadline = time.monotonic() + self.answer_seconds
         try:
+            # SMH does not redirect; following one would read an answer past this client's caps.
             response = self._session.request(
-                method, url, params=params, timeout=self.timeout, stream=True
+                method,
+                url,
+                params=params,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise SMHError(
-                f"SMH did not answer {method} {shown} within {self.timeout[1]:g}s",
-                code="Timeout",
+                f"SMH did not answer {call} within {self.timeout[1]:g}s", code="Timeout"
             ) from None
-        except requests.RequestException as error:
+        except Exception as error:
+            # requests wraps most failures in RequestException, but not all that an odd answer
+            # can cause in urllib3, http.client or cookie parsing: whatever the transport
+            # raises, SMH could not be asked this time.
             raise SMHError(
-                f"SMH could not be reached for {method} {shown}: {type(error).__name__}",
-                code="Unreachable",
+                f"SMH could not be reached for {call}: {type(error).__name__}", code="Unreachable"
             ) from None
         with response:
-            body = self._read_capped(response, deadline, f"{method} {shown}")
-        log.debug("SMH %s %s -> %s (%d bytes)", method, shown, response.status_code, len(body))
-        if response.status_code >= 400:
+            body = self._read_capped(response, deadline, call)
+        status = response.status_code
+        log.debug("SMH %s -> %s (%d bytes)", call, status, len(body))
+        if not 200 <= status < 300:
             # The renewal carries the token in its path, not its parameters.
             sent = (params.get("access_token"), params.get("library_secret"), self._token)
             credentials = [str(c) for c in (*sent, self._secret) if c]
-            raise self._error_from(response, body, method, shown, credentials)
+            raise self._error_from(response, body, call, credentials)
         if not body.strip():
             return None
         try:
-            return json.loads(body)
-        except ValueError:
+            return _decode_json(body)
+        except _Unreadable as reason:
             raise SMHError(
-                f"SMH answered {method} {shown} with something that is not JSON",
-                status=response.status_code,
-                code="BadAnswer",
+                f"SMH answered {call} with {reason}", status=status, code="BadAnswer"
             ) from None
 
     def _read_capped(self, response: requests.Response, deadline: float, call: str) -> bytes:
@@ -499,7 +661,8 @@ class SMHClient:
                 if size > self.max_answer_bytes:
                     break
                 chunks.append(chunk)
-        except requests.RequestException as error:
+        except Exception as error:
+            # As when sending: not every failure to read comes wrapped by requests.
             failure = error
         finally:
             timer.cancel()
@@ -527,27 +690,22 @@ class SMHClient:
 
     @staticmethod
     def _error_from(
-        response: requests.Response, body: bytes, method: str, shown: str, credentials: list[str]
+        response: requests.Response, body: bytes, call: str, credentials: list[str]
     ) -> SMHError:
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = _decode_json(body)
+        except _Unreadable:
             data = None
         if not isinstance(data, dict):
             data = {}
-        retry_after = response.headers.get("Retry-After")
-        try:
-            retry_after_seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            retry_after_seconds = None
         # What SMH says is shown on pages and by the proxy: never let it echo a credential.
         code, message, request_id = (
             _scrub(data.get(key), credentials) for key in ("code", "message", "requestId")
         )
         return SMHError(
-            message or f"SMH answered {method} {shown} with HTTP {response.status_code}",
+            message or f"SMH answered {call} with HTTP {response.status_code}",
             status=response.status_code,
             code=code,
             request_id=request_id,
-            retry_after=retry_after_seconds,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
         )
