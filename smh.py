@@ -47,7 +47,9 @@ MAX_JSON_DEPTH = 64
 MAX_NUMBER_LENGTH = 40
 # What of SMH's error text is kept: enough to explain, not enough to fill a page.
 MAX_ERROR_TEXT = 500
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Tried again after a short back-off, unless SMH names a wait (Retry-After): a request never
+# sleeps on that, it is the poller's time for the next try. A 429 is never tried again at once.
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
 RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 # A JSON string, closed or not (an unclosed one runs to the end), matched without backtracking.
@@ -396,7 +398,6 @@ class SMHClient:
         read_timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.5,
-        max_retry_after: float = 30.0,
         max_ids_per_call: int = MAX_IDS_PER_CALL,
         max_answer_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
@@ -414,7 +415,6 @@ class SMHClient:
         self.answer_seconds = connect_timeout + 2 * read_timeout
         self.retries = retries
         self.backoff = backoff
-        self.max_retry_after = max_retry_after
         self.max_ids_per_call = max_ids_per_call
         self.max_answer_bytes = max_answer_bytes
         self._secret = secret
@@ -576,17 +576,12 @@ class SMHClient:
             try:
                 return self._send(method, path, params)
             except SMHError as error:
-                retryable = error.status in RETRYABLE_STATUS or error.code in (
-                    "Timeout",
-                    "Unreachable",
+                retryable = error.retry_after is None and (
+                    error.status in RETRYABLE_STATUS or error.code in ("Timeout", "Unreachable")
                 )
                 if not retry or not retryable or attempt >= self.retries:
                     raise
                 delay = self.backoff * 2**attempt
-                if error.retry_after is not None:
-                    if error.retry_after > self.max_retry_after:
-                        raise
-                    delay = max(delay, error.retry_after)
                 attempt += 1
                 log.warning(
                     "SMH %s %s failed (%s); retry %d of %d in %.1fs",

@@ -417,6 +417,46 @@ def test_every_public_call_returns_its_data_or_raises_one_smh_error(call, canned
         assert isinstance(result, RETURNS[call])
     finally:
         client.close()
+    # Back-off between tries is the only wait: a Retry-After is never slept on.
+    assert set(sleeps) <= {0.25}
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0.5", 0.5),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("soon", None),
+        ("-5", None),
+        ("1e400", None),
+        ("9" * 500, None),
+        ("Mon, 99 Foo 2020 25:61:61 GMT", None),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(header, seconds):
+    session = requests.Session()
+    session.mount("http://", CannedTransport([(503, {"Retry-After": header}, b"")]))
+    client = smh.SMHClient(
+        "lib1", token="t", base_url="http://smh.test", session=session, retries=0
+    )
+    with pytest.raises(smh.SMHError) as caught:
+        client.get_history_settings()
+    client.close()
+    assert caught.value.retry_after == seconds
+
+
+def test_retry_after_a_date_to_come_counts_the_seconds_until_then():
+    session = requests.Session()
+    answer = (429, {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, b"")
+    session.mount("http://", CannedTransport([answer]))
+    client = smh.SMHClient(
+        "lib1", token="t", base_url="http://smh.test", session=session, retries=0
+    )
+    with pytest.raises(smh.SMHError) as caught:
+        client.get_history_settings()
+    client.close()
+    assert caught.value.retry_after > 7000 * 365 * 86400
 
 
 # Answers broken below HTTP's own framing, which the simulator (a real HTTP server) cannot send:

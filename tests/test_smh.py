@@ -328,17 +328,36 @@ def test_unreachable_smh_becomes_an_error(secret):
     assert caught.value.code == "Unreachable"
 
 
-def test_429_is_retried_after_the_time_smh_asks_for(sim, make_client, sleeps):
+@pytest.mark.parametrize(
+    ("status", "code", "retry_after"),
+    [(429, "RateLimitExceeded", 2), (503, "ServerOverloaded", 0.5), (429, "RateLimitExceeded", 90)],
+)
+def test_a_wait_smh_asks_for_is_never_slept_on(sim, make_client, sleeps, status, code, retry_after):
     client = make_client(retries=2)
     task_id = sim.add_task("lib1")
     client.query_tasks([task_id])
-    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=2)
+    sim.inject("error", endpoint="task.query", status=status, code=code, retry_after=retry_after)
     sim.reset_calls()
 
-    assert client.query_tasks([task_id])[0].state == states.RUNNING
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([task_id])
 
-    assert sleeps == [2.0]
-    assert sim.calls["task.query"] == 2
+    # The poller makes the wait the time of its next try.
+    assert caught.value.retry_after == retry_after
+    assert sleeps == []
+    assert sim.calls["task.query"] == 1
+
+
+def test_429_is_never_retried(sim, make_client, sleeps):
+    client = make_client(retries=2)
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded")
+    sim.reset_calls()
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+    assert caught.value.status == 429
+    assert sleeps == []
+    assert sim.calls["task.query"] == 1
 
 
 def test_5xx_and_timeouts_are_retried_with_growing_backoff(sim, make_client, sleeps):
@@ -366,16 +385,6 @@ def test_retries_give_up_after_the_configured_count(sim, make_client, sleeps):
         client.query_tasks([1000])
     assert sim.calls["task.query"] == 3
     assert len(sleeps) == 2
-
-
-def test_retry_after_beyond_the_cap_is_not_waited_for(sim, make_client, sleeps):
-    client = make_client(retries=2, max_retry_after=30)
-    client.query_tasks([sim.add_task("lib1")])
-    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=90)
-    with pytest.raises(smh.SMHError) as caught:
-        client.query_tasks([1000])
-    assert caught.value.retry_after == 90
-    assert sleeps == []
 
 
 def test_clear_history_is_never_retried_blindly(sim, make_client):
