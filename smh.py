@@ -377,6 +377,20 @@ def _timed_out(error: Exception) -> bool:
     )
 
 
+class _CallBudget:
+    """How many more calls one task query may make."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+
+    def spend(self) -> bool:
+        """Take one call from the budget; tell whether there was one left."""
+        if self.calls < 1:
+            return False
+        self.calls -= 1
+        return True
+
+
 def default_base_url(library_id: str) -> str:
     """Return SMH's per-library API host."""
     return f"https://{library_id}.api.tencentsmh.cn"
@@ -399,6 +413,7 @@ class SMHClient:
         retries: int = 2,
         backoff: float = 0.5,
         max_ids_per_call: int = MAX_IDS_PER_CALL,
+        max_split_calls: int | None = None,
         max_answer_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -416,6 +431,11 @@ class SMHClient:
         self.retries = retries
         self.backoff = backoff
         self.max_ids_per_call = max_ids_per_call
+        # Extra calls one query may make to find an id SMH refuses: by default enough to halve
+        # a full batch down to one id, two calls a halving.
+        if max_split_calls is None:
+            max_split_calls = 2 * math.ceil(math.log2(max_ids_per_call))
+        self.max_split_calls = max_split_calls
         self.max_answer_bytes = max_answer_bytes
         self._secret = secret
         self._token = token
@@ -439,27 +459,50 @@ class SMHClient:
         """Ask SMH for tasks' states: one status per distinct id, in the order given."""
         ids = list(dict.fromkeys(int(i) for i in task_ids))
         found: dict[int, TaskStatus] = {}
+        budget = _CallBudget(self.max_split_calls)
         for start in range(0, len(ids), self.max_ids_per_call):
-            found.update(self._query_batch(ids[start : start + self.max_ids_per_call]))
+            batch = ids[start : start + self.max_ids_per_call]
+            try:
+                found |= _statuses_in(self._ask_tasks(batch), batch)
+            except SMHError as error:
+                if not _refuses_some_id(error):
+                    raise
+                found |= self._isolate_refusal(batch, error, error, budget)
         return [found.get(i) or TaskStatus(task_id=i, state=states.MISSING) for i in ids]
 
-    def _query_batch(self, ids: list[int]) -> dict[int, TaskStatus]:
+    def _ask_tasks(self, ids: list[int]) -> object:
         path = f"/api/v1/task/{self.library_id}/{','.join(map(str, ids))}"
-        params = {"user_id": self.user_id} if self.user_id else {}
-        try:
-            answer = self._call("GET", path, params=params)
-        except SMHError as error:
-            if not _refuses_some_id(error):
-                raise
-            if len(ids) == 1:
-                refused = TaskStatus(task_id=ids[0], state=states.MISSING, refusal=str(error))
-                return {ids[0]: refused}
-            # SMH refused the whole batch over some id (it may answer 400/403/404 for an id it
-            # no longer keeps); halve until the refused ids stand alone, so that the other tasks'
-            # states still come through.
-            middle = len(ids) // 2
-            return self._query_batch(ids[:middle]) | self._query_batch(ids[middle:])
-        return _statuses_in(answer, ids)
+        return self._call("GET", path, params={"user_id": self.user_id} if self.user_id else {})
+
+    def _isolate_refusal(
+        self, ids: list[int], refusal: SMHError, first: SMHError, budget: _CallBudget
+    ) -> dict[int, TaskStatus]:
+        """Halve a refused batch until the one id SMH refuses stands alone; return the states.
+
+        SMH may refuse a whole batch (400/403/404) over one id it no longer keeps: halving
+        finds it and still brings the other tasks' states. When both halves are refused too, or
+        the call budget runs out first, SMH is refusing everything (or several ids): the first
+        refusal is raised, so that it is one outage and no task is reported missing over it.
+        """
+        if len(ids) == 1:
+            return {ids[0]: TaskStatus(ids[0], states.MISSING, refusal=str(refusal))}
+        found: dict[int, TaskStatus] = {}
+        refused = []
+        middle = len(ids) // 2
+        for half in (ids[:middle], ids[middle:]):
+            if not budget.spend():
+                raise first
+            try:
+                found |= _statuses_in(self._ask_tasks(half), half)
+            except SMHError as error:
+                if not _refuses_some_id(error):
+                    raise
+                refused.append((half, error))
+        if len(refused) == 2:
+            raise first
+        for half, half_refusal in refused:
+            found |= self._isolate_refusal(half, half_refusal, first, budget)
+        return found
 
     def clear_history(self) -> int:
         """Start clearing every historical version of the library; return SMH's task id."""

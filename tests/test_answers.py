@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import smh
 import states
+import store
 from simulator import FakeClock, Simulator
 
 DEEP = 50_000
@@ -207,6 +208,26 @@ def test_a_token_answer_with_an_odd_lifetime_asks_for_the_period_again(
     client.close()
     # The token stands for the period asked for: no renewal a minute later, no second mint.
     assert (sim.calls["token.create"], sim.calls["token.renew"]) == (1, 0)
+
+
+def test_a_blanket_refusal_is_one_outage_and_no_task_goes_missing(app, client, sim, clock):
+    ids = sim.add_tasks("lib1", 200, run_seconds=3600)
+    with app.app_context():
+        store.track_tasks("lib1", ids, None, clock())
+    client.get("/libraries/lib1/rows")
+    sim.inject("error", endpoint="task.query", status=400, code="ParamInvalid", times=None)
+    sim.reset_calls()
+
+    for _ in range(4):
+        # Past the cache window, the back-off and the grace before a task counts as missing.
+        clock.advance(200)
+        page = client.get("/libraries/lib1/rows").get_data(as_text=True)
+        assert "SMH is failing" in page
+        assert "ParamInvalid" in page
+
+    with app.app_context():
+        assert store.count_states(["lib1"]) == {"lib1": {states.RUNNING: 200}}
+    assert sim.calls["task.query"] == 4 * 3
 
 
 # Hypothesis draws answers from here: JSON values of every type, SMH's own keys mixed with

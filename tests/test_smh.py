@@ -156,6 +156,52 @@ def test_a_batch_refused_over_one_id_still_reports_the_others(clock, secret, mod
     assert sim.calls["task.query"] <= 8
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, "ParamInvalid"), (403, "TaskExpired"), (404, "TaskNotFound")]
+)
+def test_a_blanket_refusal_costs_three_calls_and_is_one_error(sim, make_client, status, code):
+    ids = sim.add_tasks("lib1", 200)
+    client = make_client()
+    client.query_tasks(ids[:1])
+    sim.inject("error", endpoint="task.query", status=status, code=code, times=None)
+    sim.reset_calls()
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks(ids)
+
+    assert (caught.value.status, caught.value.code) == (status, code)
+    # The first batch of 100, then its two halves: both refused, so SMH refuses everything.
+    assert sim.task_queries == [ids[:100], ids[:50], ids[50:100]]
+
+
+def test_two_refused_ids_in_both_halves_are_one_error(clock, secret):
+    sim = Simulator(clock, unknown_ids="400")
+    sim.add_library("lib1", secret)
+    known = sim.add_tasks("lib1", 2)
+    with sim.serve() as server:
+        client = smh.SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
+        with pytest.raises(smh.SMHError) as caught:
+            client.query_tasks([known[0], 5, known[1], 6])
+        client.close()
+    assert caught.value.code == "ParamInvalid"
+    assert sim.calls["task.query"] == 3
+
+
+def test_halving_stops_at_its_call_budget(clock, secret):
+    sim = Simulator(clock, unknown_ids="404")
+    sim.add_library("lib1", secret)
+    ids = sim.add_tasks("lib1", 8)
+    with sim.serve() as server:
+        client = smh.SMHClient(
+            "lib1", secret=secret, base_url=server.base_url, retries=0, max_split_calls=2
+        )
+        with pytest.raises(smh.SMHError) as caught:
+            client.query_tasks([*ids[:3], 5, *ids[3:]])
+        client.close()
+    assert (caught.value.status, caught.value.code) == (404, "TaskNotFound")
+    assert sim.calls["task.query"] == 3  # the batch, then two halves; the refused one not yet alone
+
+
 def test_library_level_refusal_is_not_split(sim, make_client, upstream):
     client = smh.SMHClient("nosuch", token="whatever", base_url=upstream.base_url, retries=0)
     with pytest.raises(smh.SMHError) as caught:
