@@ -50,7 +50,7 @@ MAX_ERROR_TEXT = 500
 # Tried again after a short back-off, unless SMH names a wait (Retry-After): a request never
 # sleeps on that, it is the poller's time for the next try. A 429 is never tried again at once.
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
+INT64_TEXT = re.compile(r"-?[0-9]{1,20}")
 RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 # A JSON string, closed or not (an unclosed one runs to the end), matched without backtracking.
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*"?', re.DOTALL)
@@ -183,9 +183,10 @@ def parse_task_item(item: object) -> TaskStatus:
     """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed.
 
     An item is malformed unless its taskId is a positive 64-bit integer, its status a 64-bit
-    integer (either may come as a decimal string) and its result absent, null or a list of
-    objects. Inside result entries a field of the wrong type or out of range is left out (err
-    "", status and deleteCount None): they describe a task, they do not decide its state.
+    integer (either may come as a decimal string) and its result a list of objects or empty
+    (absent, null, or any other empty value, as answers stored before this rule may hold).
+    Inside result entries a field of the wrong type or out of range is left out (err "", status
+    and deleteCount None): they describe a task, they do not decide its state.
     """
     if not isinstance(item, dict):
         raise SMHError("SMH sent a task item that is not an object", code="BadAnswer")
@@ -194,9 +195,7 @@ def parse_task_item(item: object) -> TaskStatus:
         raise SMHError("SMH sent a task item without a valid taskId", code="BadAnswer")
     if code is None:
         raise SMHError(f"SMH sent task {task_id} without a numeric status", code="BadAnswer")
-    result = item.get("result")
-    if result is None:
-        result = []
+    result = item.get("result") or []
     if not isinstance(result, list) or not all(isinstance(e, dict) for e in result):
         raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
     entries = tuple(

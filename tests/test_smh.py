@@ -493,6 +493,13 @@ def test_numbers_sent_as_strings_are_read_and_absurd_counts_dropped():
     assert status.delete_count is None
 
 
+@pytest.mark.parametrize("empty", [None, [], 0, False, "", {}])
+def test_an_empty_result_of_any_type_is_no_result(empty):
+    # The poller parses answers stored by earlier versions, which took any empty value.
+    status = smh.parse_task_item({"taskId": "00000000000000000007", "status": 204, "result": empty})
+    assert (status.task_id, status.state, status.results) == (7, states.DONE_EMPTY, ())
+
+
 @pytest.mark.parametrize(
     "item",
     [
