@@ -26,7 +26,7 @@ CLEAR_INTERVAL = 60.0
 FIRST_TASK_ID = 1000
 OUTCOMES = ("done", "empty", "failed")
 UNKNOWN_ID_MODES = ("omit", "400", "404")
-FAULT_KINDS = ("error", "latency", "garbage", "truncated", "oversize")
+FAULT_KINDS = ("error", "latency", "garbage", "truncated", "oversize", "trickle", "answer")
 HISTORY_DEFAULTS = {
     "enableFileHistory": True,
     "fileHistoryCount": 10,
@@ -183,6 +183,7 @@ class _Fault:
     retry_after: float | None
     seconds: float
     message: str
+    body: bytes
 
 
 class Simulator:
@@ -318,8 +319,15 @@ class Simulator:
         retry_after: float | None = None,
         seconds: float = 0.0,
         message: str = "Injected fault.",
+        body: bytes | str = b"",
     ) -> None:
-        """Make the next `times` calls to `endpoint` (None: any) misbehave as `kind` says."""
+        """Make the next `times` calls to `endpoint` (None: any) misbehave as `kind` says.
+
+        "error" answers `status` with SMH's error body (`code`, `message`, `retry_after`);
+        "latency" waits `seconds` before answering; "garbage", "truncated" and "oversize" answer
+        200 with HTML, half a task list or a list past 2 MiB; "trickle" sends the real answer one
+        byte every `seconds`; "answer" sends `status` with exactly `body` (and `retry_after`).
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
         if endpoint is not None and endpoint not in ENDPOINTS:
@@ -336,7 +344,11 @@ class Simulator:
             raise ValueError("retry_after must be a number of seconds")
         if not _is_number(seconds) or seconds < 0:
             raise ValueError("seconds must be a non-negative number")
-        fault = _Fault(kind, endpoint, times, status, code, retry_after, seconds, message)
+        if not isinstance(body, bytes | str):
+            raise ValueError("body must be bytes or a string")
+        if isinstance(body, str):
+            body = body.encode()
+        fault = _Fault(kind, endpoint, times, status, code, retry_after, seconds, message, body)
         with self._lock:
             self._faults.append(fault)
 
@@ -381,13 +393,16 @@ class Simulator:
         if fault is not None and fault.kind == "latency":
             time.sleep(fault.seconds)
             fault = None
-        if fault is not None:
+        if fault is not None and fault.kind != "trickle":
             return _fault_response(fault)
         with self._lock:
             try:
-                return handler(request, self._clock(), **args)
+                response = handler(request, self._clock(), **args)
             except _Reject as exc:
-                return _error(exc.status, exc.code, exc.message, exc.headers)
+                response = _error(exc.status, exc.code, exc.message, exc.headers)
+        if fault is not None:
+            return _trickled(response, fault.seconds)
+        return response
 
     def _take_fault(self, endpoint: str) -> _Fault | None:
         for fault in self._faults:
@@ -573,7 +588,8 @@ class Simulator:
         return _json({"taskIds": task_ids})
 
     def _sim_inject(self, request: Request) -> Response:
-        fields = {"kind", "endpoint", "times", "status", "code", "retryAfter", "seconds", "message"}
+        fields = {"kind", "endpoint", "times", "status", "code", "retryAfter", "seconds"}
+        fields |= {"message", "body"}
         body = _read_json(request)
         if not isinstance(body, dict) or "kind" not in body or not set(body) <= fields:
             return _error(400, "ParamInvalid", f"Expected a fault made of {sorted(fields)}.")
@@ -636,18 +652,34 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 
 def _fault_response(fault: _Fault) -> Response:
+    headers = None
+    if fault.retry_after is not None:
+        # `:g` keeps whole seconds whole and lets tests ask for sub-second waits.
+        headers = {"Retry-After": f"{fault.retry_after:g}"}
     if fault.kind == "error":
-        headers = None
-        if fault.retry_after is not None:
-            # `:g` keeps whole seconds whole and lets tests ask for sub-second waits.
-            headers = {"Retry-After": f"{fault.retry_after:g}"}
         return _error(fault.status, fault.code, fault.message, headers)
+    if fault.kind == "answer":
+        return Response(fault.body, fault.status, headers, mimetype="application/json")
     if fault.kind == "garbage":
         return Response("<html>oops</html>", 200, mimetype="text/html")
     if fault.kind == "truncated":
         body = json.dumps([{"taskId": FIRST_TASK_ID, "status": 202}] * 4)
         return Response(body[: len(body) // 2], 200, mimetype="application/json")
     return Response(_oversize_body(), 200, mimetype="application/json")
+
+
+def _trickled(response: Response, seconds: float) -> Response:
+    """Return the same answer, its body sent one byte every `seconds` after prompt headers."""
+    body = response.get_data()
+
+    def drip() -> Iterable[bytes]:
+        for n in range(len(body)):
+            if n:
+                time.sleep(seconds)
+            yield body[n : n + 1]
+
+    # The headers (Content-Length included) go out with the first byte.
+    return Response(drip(), response.status_code, response.headers)
 
 
 @functools.cache

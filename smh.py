@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
 import logging
+import math
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import requests
+import urllib3
 
 import states
 
@@ -34,7 +40,26 @@ LIBRARY_LEVEL_CODES = frozenset(
     }
 )
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# SMH's answers nest four levels deep. The depth is checked before decoding, so that no answer
+# can make the decoder recurse without bound.
+MAX_JSON_DEPTH = 64
+# SMH's numbers are 64-bit integers (20 characters at most); a longer literal is not SMH's.
+MAX_NUMBER_LENGTH = 40
+# What of SMH's error text is kept: enough to explain, not enough to fill a page.
+MAX_ERROR_TEXT = 500
+# Tried again after a short back-off, unless SMH names a wait (Retry-After): a request never
+# sleeps on that, it is the poller's time for the next try. A 429 is never tried again at once.
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+INT64_TEXT = re.compile(r"-?[0-9]{1,20}")
+RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+# A JSON string, closed or not (an unclosed one runs to the end), matched without backtracking.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*"?', re.DOTALL)
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+OPENING_BRACKETS = frozenset(b"[{")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A token is used only if redaction can hide it whole: printable ASCII without a space, a quote
+# or an ampersand (the characters that end a token in redact's patterns).
+USABLE_TOKEN = re.compile(r"[!#-%(-~]{1,4096}")
 SECRET_PARAMS = re.compile(r"((?:access_token|library_secret)=)[^&\s'\"]*", re.IGNORECASE)
 TOKEN_IN_PATH = re.compile(r"(/api/v1/token/[^/\s]+/)[^/?\s'\"]+")
 
@@ -48,11 +73,14 @@ class RedactingFilter(logging.Filter):
     """Scrub credentials from records that libraries (urllib3) log with full URLs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message without credentials; never drop it."""
+        """Rewrite the record's message and traceback without credentials; never drop it."""
         message = record.getMessage()
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatters use a record's exc_text when it is set.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -60,8 +88,10 @@ _redacting_filter = RedactingFilter()
 
 
 def guard_library_logs() -> None:
-    """Make sure urllib3's debug lines, which carry full URLs, never show a token."""
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+    """Make sure urllib3's log lines, which carry full URLs, never show a token."""
+    # A logger's filters do not apply to its children's records, hence each module by name.
+    names = ("connectionpool", "connection", "response", "poolmanager", "util.retry")
+    for name in (*(f"urllib3.{n}" for n in names), "requests"):
         logger = logging.getLogger(name)
         if _redacting_filter not in logger.filters:
             logger.addFilter(_redacting_filter)
@@ -119,7 +149,11 @@ class ResultEntry:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """What SMH said about one task, or that it said nothing (state states.MISSING)."""
+    """What SMH said about one task, or that it said nothing usable (state states.MISSING).
+
+    A MISSING status has a `refusal` when SMH refused the id alone or sent an unreadable item
+    for it, and none when SMH simply left the task out.
+    """
 
     task_id: int
     state: str
@@ -146,43 +180,161 @@ class HistorySettings:
 
 
 def parse_task_item(item: object) -> TaskStatus:
-    """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed."""
+    """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed.
+
+    An item is malformed unless its taskId is a positive 64-bit integer, its status a 64-bit
+    integer (either may come as a decimal string) and its result a list of objects or empty
+    (absent, null, or any other empty value, as answers stored before this rule may hold).
+    Inside result entries a field of the wrong type or out of range is left out (err "", status
+    and deleteCount None): they describe a task, they do not decide its state.
+    """
     if not isinstance(item, dict):
         raise SMHError("SMH sent a task item that is not an object", code="BadAnswer")
-    task_id, code = _int_or_none(item.get("taskId")), _int_or_none(item.get("status"))
-    if task_id is None or task_id < 1:
+    task_id, code = _task_id_in(item), _int_or_none(item.get("status"))
+    if task_id is None:
         raise SMHError("SMH sent a task item without a valid taskId", code="BadAnswer")
     if code is None:
         raise SMHError(f"SMH sent task {task_id} without a numeric status", code="BadAnswer")
-    entries = []
-    for entry in item.get("result") or ():
-        if not isinstance(entry, dict):
-            raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
-        entries.append(
-            ResultEntry(
-                err=str(entry.get("err") or ""),
-                status=_int_or_none(entry.get("status")),
-                delete_count=_int_or_none(entry.get("deleteCount")),
-            )
+    result = item.get("result") or []
+    if not isinstance(result, list) or not all(isinstance(e, dict) for e in result):
+        raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
+    entries = tuple(
+        ResultEntry(
+            err=entry["err"] if isinstance(entry.get("err"), str) else "",
+            status=_int_or_none(entry.get("status")),
+            delete_count=_int_or_none(entry.get("deleteCount")),
         )
+        for entry in result
+    )
     counts = [e.delete_count for e in entries if e.delete_count is not None]
     return TaskStatus(
         task_id=task_id,
         state=states.state_for_code(code),
         code=code,
-        results=tuple(entries),
+        results=entries,
         delete_count=sum(counts) if counts else None,
         raw=item,
     )
 
 
+def _task_id_in(item: object) -> int | None:
+    """Return the task an item of SMH's answer is about, if it names one."""
+    task_id = _int_or_none(item.get("taskId")) if isinstance(item, dict) else None
+    return task_id if task_id is not None and task_id >= 1 else None
+
+
+def _statuses_in(answer: object, ids: list[int]) -> dict[int, TaskStatus]:
+    """Return what SMH's task answer says about these ids; an unreadable item costs its own task.
+
+    Such a task is reported MISSING with the reason as its refusal, so that it keeps its last
+    known state. An item that names no task could be about any of them: the answer as a whole
+    is then unreadable.
+    """
+    if not isinstance(answer, list):
+        raise SMHError("SMH's task answer is not a JSON array", code="BadAnswer")
+    wanted = set(ids)
+    found: dict[int, TaskStatus] = {}
+    for item in answer:
+        try:
+            status = parse_task_item(item)
+        except SMHError as error:
+            task_id = _task_id_in(item)
+            if task_id is None:
+                raise
+            if task_id in wanted:
+                unreadable = TaskStatus(task_id, states.MISSING, refusal=error.message)
+                found.setdefault(task_id, unreadable)
+            continue
+        if status.task_id in wanted:
+            found[status.task_id] = status
+    return found
+
+
 def _int_or_none(value: object) -> int | None:
     """Return value as a 64-bit integer (SMH sends some numbers as strings), else None."""
-    if isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit():
-        value = int(value) if value.isascii() else None
+    if isinstance(value, str):
+        value = int(value) if INT64_TEXT.fullmatch(value) else None
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+class _Unreadable(ValueError):
+    """What makes an answer's bytes something the client will not read as SMH's JSON."""
+
+
+def _decode_json(body: bytes) -> object:
+    """Decode an answer's JSON, or raise _Unreadable for what no SMH answer is.
+
+    That is: bytes that are not UTF-8 (a byte order mark included), nesting past
+    MAX_JSON_DEPTH, NaN or infinite numbers, number literals past MAX_NUMBER_LENGTH, and text
+    with a lone surrogate (which could not be written out again).
+    """
+    if _nests_deeper_than(body, MAX_JSON_DEPTH):
+        raise _Unreadable(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unreadable("bytes that are not UTF-8") from None
+    try:
+        value = JSON_DECODER.decode(text)
+    except _Unreadable:
+        raise
+    except ValueError:
+        raise _Unreadable("something that is not JSON") from None
+    if SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Unreadable("text holding a lone surrogate") from None
+    return value
+
+
+def _nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Tell whether the body's brackets, outside strings, nest deeper than `limit`."""
+    brackets = JSON_STRING.sub(b"", body).translate(None, NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in OPENING_BRACKETS else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise _Unreadable(f"a number of {len(text)} digits")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text) if len(text) <= MAX_NUMBER_LENGTH else math.inf
+    if not math.isfinite(value):
+        raise _Unreadable("a number out of range")
+    return value
+
+
+def _refuse_constant(name: str) -> object:
+    raise _Unreadable(f"{name}, which JSON does not allow")
+
+
+JSON_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant
+)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header asks for (a number or an HTTP date), or None."""
+    value = (value or "").strip()
+    if RETRY_AFTER_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _refuses_some_id(error: SMHError) -> bool:
@@ -192,6 +344,50 @@ def _refuses_some_id(error: SMHError) -> bool:
         and error.code is not None
         and error.code not in LIBRARY_LEVEL_CODES
     )
+
+
+def _scrub(value: object, credentials: list[str]) -> str | None:
+    """Return SMH's text with every credential replaced by ***, or None if it sent no text."""
+    if not isinstance(value, str) or not value:
+        return None
+    # Longest first, so that a credential holding another is replaced whole; cut only after,
+    # so that no credential is cut in two and half shown.
+    for credential in sorted(credentials, key=len, reverse=True):
+        value = value.replace(credential, "***")
+    return value[:MAX_ERROR_TEXT]
+
+
+def _cut(response: requests.Response, cut: threading.Event) -> None:
+    """Stop any read of this response, now and later (run by the deadline's timer thread)."""
+    cut.set()
+    try:
+        response.raw.shutdown()
+    except Exception:
+        # Not a socket (another transport), or released already: closing ends the read too.
+        # Nothing may escape a timer thread.
+        with contextlib.suppress(Exception):
+            response.close()
+
+
+def _timed_out(error: Exception) -> bool:
+    """Tell whether a failed read was the read timeout (requests reports it as a broken read)."""
+    return isinstance(error, requests.Timeout) or any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in error.args
+    )
+
+
+class _CallBudget:
+    """How many more calls one task query may make."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+
+    def spend(self) -> bool:
+        """Take one call from the budget; tell whether there was one left."""
+        if self.calls < 1:
+            return False
+        self.calls -= 1
+        return True
 
 
 def default_base_url(library_id: str) -> str:
@@ -215,8 +411,8 @@ class SMHClient:
         read_timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.5,
-        max_retry_after: float = 30.0,
         max_ids_per_call: int = MAX_IDS_PER_CALL,
+        max_split_calls: int | None = None,
         max_answer_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -229,10 +425,16 @@ class SMHClient:
         self.user_id = user_id
         self.token_period = token_period
         self.timeout = (connect_timeout, read_timeout)
+        # The whole answer, however slowly it comes, must be in by then.
+        self.answer_seconds = connect_timeout + 2 * read_timeout
         self.retries = retries
         self.backoff = backoff
-        self.max_retry_after = max_retry_after
         self.max_ids_per_call = max_ids_per_call
+        # Extra calls one query may make to find an id SMH refuses: by default enough to halve
+        # a full batch down to one id, two calls a halving.
+        if max_split_calls is None:
+            max_split_calls = 2 * math.ceil(math.log2(max_ids_per_call))
+        self.max_split_calls = max_split_calls
         self.max_answer_bytes = max_answer_bytes
         self._secret = secret
         self._token = token
@@ -256,40 +458,57 @@ class SMHClient:
         """Ask SMH for tasks' states: one status per distinct id, in the order given."""
         ids = list(dict.fromkeys(int(i) for i in task_ids))
         found: dict[int, TaskStatus] = {}
+        budget = _CallBudget(self.max_split_calls)
         for start in range(0, len(ids), self.max_ids_per_call):
-            found.update(self._query_batch(ids[start : start + self.max_ids_per_call]))
+            batch = ids[start : start + self.max_ids_per_call]
+            try:
+                found |= _statuses_in(self._ask_tasks(batch), batch)
+            except SMHError as error:
+                if not _refuses_some_id(error):
+                    raise
+                found |= self._isolate_refusal(batch, error, error, budget)
         return [found.get(i) or TaskStatus(task_id=i, state=states.MISSING) for i in ids]
 
-    def _query_batch(self, ids: list[int]) -> dict[int, TaskStatus]:
+    def _ask_tasks(self, ids: list[int]) -> object:
         path = f"/api/v1/task/{self.library_id}/{','.join(map(str, ids))}"
-        params = {"user_id": self.user_id} if self.user_id else {}
-        try:
-            answer = self._call("GET", path, params=params)
-        except SMHError as error:
-            if not _refuses_some_id(error):
-                raise
-            if len(ids) == 1:
-                refused = TaskStatus(task_id=ids[0], state=states.MISSING, refusal=str(error))
-                return {ids[0]: refused}
-            # SMH refused the whole batch over some id (it may answer 400/403/404 for an id it
-            # no longer keeps); halve until the refused ids stand alone, so that the other tasks'
-            # states still come through.
-            middle = len(ids) // 2
-            return self._query_batch(ids[:middle]) | self._query_batch(ids[middle:])
-        if not isinstance(answer, list):
-            raise SMHError("SMH's task answer is not a JSON array", code="BadAnswer")
-        statuses = (parse_task_item(item) for item in answer)
-        wanted = set(ids)
-        return {s.task_id: s for s in statuses if s.task_id in wanted}
+        return self._call("GET", path, params={"user_id": self.user_id} if self.user_id else {})
+
+    def _isolate_refusal(
+        self, ids: list[int], refusal: SMHError, first: SMHError, budget: _CallBudget
+    ) -> dict[int, TaskStatus]:
+        """Halve a refused batch until the one id SMH refuses stands alone; return the states.
+
+        SMH may refuse a whole batch (400/403/404) over one id it no longer keeps: halving
+        finds it and still brings the other tasks' states. When both halves are refused too, or
+        the call budget runs out first, SMH is refusing everything (or several ids): the first
+        refusal is raised, so that it is one outage and no task is reported missing over it.
+        """
+        if len(ids) == 1:
+            return {ids[0]: TaskStatus(ids[0], states.MISSING, refusal=str(refusal))}
+        found: dict[int, TaskStatus] = {}
+        refused = []
+        middle = len(ids) // 2
+        for half in (ids[:middle], ids[middle:]):
+            if not budget.spend():
+                raise first
+            try:
+                found |= _statuses_in(self._ask_tasks(half), half)
+            except SMHError as error:
+                if not _refuses_some_id(error):
+                    raise
+                refused.append((half, error))
+        if len(refused) == 2:
+            raise first
+        for half, half_refusal in refused:
+            found |= self._isolate_refusal(half, half_refusal, first, budget)
+        return found
 
     def clear_history(self) -> int:
         """Start clearing every historical version of the library; return SMH's task id."""
         path = f"/api/v1/directory-history/{self.library_id}/library-history"
         answer = self._call("DELETE", path, retry=False)
-        task_id = answer.get("taskId") if isinstance(answer, dict) else None
-        if isinstance(task_id, str) and task_id.isdigit():
-            task_id = int(task_id)
-        if not isinstance(task_id, int) or isinstance(task_id, bool):
+        task_id = _task_id_in(answer)
+        if task_id is None:
             raise SMHError("SMH accepted the clear but sent no task id", code="BadAnswer")
         return task_id
 
@@ -364,7 +583,7 @@ class SMHClient:
         log.info("minted an SMH access token for library %s", self.library_id)
 
     def _renew_locked(self) -> None:
-        path = f"/api/v1/token/{self.library_id}/{self._token}"
+        path = f"/api/v1/token/{self.library_id}/{urllib.parse.quote(self._token or '', safe='')}"
         try:
             self._accept_token(self._request("POST", path, {}, retry=False))
             log.info("renewed the SMH access token for library %s", self.library_id)
@@ -378,7 +597,16 @@ class SMHClient:
         token = answer.get("accessToken") if isinstance(answer, dict) else None
         if not isinstance(answer, dict) or not isinstance(token, str) or not token:
             raise SMHError("SMH's token answer has no accessToken", code="BadAnswer")
-        expires_in = _int_or_none(answer.get("expiresIn")) or self.token_period
+        if not USABLE_TOKEN.fullmatch(token):
+            raise SMHError(
+                "SMH's token answer has an accessToken that is too long or holds spaces, quotes "
+                "or control characters",
+                code="BadAnswer",
+            )
+        expires_in = _int_or_none(answer.get("expiresIn"))
+        if expires_in is None or expires_in < 1:
+            # SMH grants the period asked for; a lifetime that means nothing is taken to be it.
+            expires_in = self.token_period
         self._token = token
         self._token_lifetime = float(expires_in)
         self._token_expires_at = self._clock() + expires_in
@@ -390,17 +618,12 @@ class SMHClient:
             try:
                 return self._send(method, path, params)
             except SMHError as error:
-                retryable = error.status in RETRYABLE_STATUS or error.code in (
-                    "Timeout",
-                    "Unreachable",
+                retryable = error.retry_after is None and (
+                    error.status in RETRYABLE_STATUS or error.code in ("Timeout", "Unreachable")
                 )
                 if not retry or not retryable or attempt >= self.retries:
                     raise
                 delay = self.backoff * 2**attempt
-                if error.retry_after is not None:
-                    if error.retry_after > self.max_retry_after:
-                        raise
-                    delay = max(delay, error.retry_after)
                 attempt += 1
                 log.warning(
                     "SMH %s %s failed (%s); retry %d of %d in %.1fs",
@@ -415,64 +638,84 @@ class SMHClient:
 
     def _send(self, method: str, path: str, params: dict) -> object:
         url = self.base_url + path
-        shown = redact(f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
+        call = redact(f"{method} {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
+        deadline = time.monotonic() + self.answer_seconds
         try:
+            # SMH does not redirect; following one would read an answer past this client's caps.
             response = self._session.request(
-                method, url, params=params, timeout=self.timeout, stream=True
+                method,
+                url,
+                params=params,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise SMHError(
-                f"SMH did not answer {method} {shown} within {self.timeout[1]:g}s",
-                code="Timeout",
+                f"SMH did not answer {call} within {self.timeout[1]:g}s", code="Timeout"
             ) from None
-        except requests.RequestException as error:
+        except Exception as error:
+            # requests wraps most failures in RequestException, but not all that an odd answer
+            # can cause in urllib3, http.client or cookie parsing: whatever the transport
+            # raises, SMH could not be asked this time.
             raise SMHError(
-                f"SMH could not be reached for {method} {shown}: {type(error).__name__}",
-                code="Unreachable",
+                f"SMH could not be reached for {call}: {type(error).__name__}", code="Unreachable"
             ) from None
         with response:
-            try:
-                body = self._read_capped(response)
-            except requests.Timeout:
-                raise SMHError(
-                    f"SMH stopped answering {method} {shown} midway", code="Timeout"
-                ) from None
-            except requests.RequestException as error:
-                raise SMHError(
-                    f"SMH's answer to {method} {shown} broke off: {type(error).__name__}",
-                    code="Unreachable",
-                ) from None
-        log.debug("SMH %s %s -> %s (%d bytes)", method, shown, response.status_code, len(body))
-        if response.status_code >= 400:
-            credentials = [
-                str(params[k]) for k in ("access_token", "library_secret") if params.get(k)
-            ]
-            raise self._error_from(response, body, method, shown, credentials)
+            body = self._read_capped(response, deadline, call)
+        status = response.status_code
+        log.debug("SMH %s -> %s (%d bytes)", call, status, len(body))
+        if not 200 <= status < 300:
+            # The renewal carries the token in its path, not its parameters.
+            sent = (params.get("access_token"), params.get("library_secret"), self._token)
+            credentials = [str(c) for c in (*sent, self._secret) if c]
+            raise self._error_from(response, body, call, credentials)
         if not body.strip():
             return None
         try:
-            return json.loads(body)
-        except ValueError:
+            return _decode_json(body)
+        except _Unreadable as reason:
             raise SMHError(
-                f"SMH answered {method} {shown} with something that is not JSON",
-                status=response.status_code,
-                code="BadAnswer",
+                f"SMH answered {call} with {reason}", status=status, code="BadAnswer"
             ) from None
 
-    def _read_capped(self, response: requests.Response) -> bytes:
+    def _read_capped(self, response: requests.Response, deadline: float, call: str) -> bytes:
         declared = _int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > self.max_answer_bytes:
             raise self._too_large(response)
-        # The read timeout bounds each gap between bytes; this bounds an answer that trickles.
-        deadline = time.monotonic() + 2 * self.timeout[1]
+        # The read timeout bounds each gap between bytes, so an answer sent a byte at a time
+        # never trips it, and a blocked read cannot look at a clock: at the deadline a timer
+        # shuts the socket's reading side, which ends the blocked read at once.
+        cut = threading.Event()
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response, cut))
+        timer.daemon = True
+        timer.start()
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > self.max_answer_bytes:
-                raise self._too_large(response)
-            if time.monotonic() > deadline:
-                raise requests.Timeout()
-            chunks.append(chunk)
+        failure: Exception | None = None
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    break
+                chunks.append(chunk)
+        except Exception as error:
+            # As when sending: not every failure to read comes wrapped by requests.
+            failure = error
+        finally:
+            timer.cancel()
+        if cut.is_set():
+            raise SMHError(
+                f"SMH did not finish answering {call} within {self.answer_seconds:g}s",
+                code="Timeout",
+            )
+        if failure is not None and _timed_out(failure):
+            raise SMHError(f"SMH stopped answering {call} midway", code="Timeout")
+        if failure is not None:
+            raise SMHError(
+                f"SMH's answer to {call} broke off: {type(failure).__name__}", code="Unreachable"
+            )
+        if size > self.max_answer_bytes:
+            raise self._too_large(response)
         return b"".join(chunks)
 
     def _too_large(self, response: requests.Response) -> SMHError:
@@ -484,29 +727,22 @@ class SMHClient:
 
     @staticmethod
     def _error_from(
-        response: requests.Response, body: bytes, method: str, shown: str, credentials: list[str]
+        response: requests.Response, body: bytes, call: str, credentials: list[str]
     ) -> SMHError:
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = _decode_json(body)
+        except _Unreadable:
             data = None
         if not isinstance(data, dict):
             data = {}
-        retry_after = response.headers.get("Retry-After")
-        try:
-            retry_after_seconds = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            retry_after_seconds = None
-        code = data.get("code") if isinstance(data.get("code"), str) else None
-        message = data.get("message") if isinstance(data.get("message"), str) else None
-        request_id = data.get("requestId") if isinstance(data.get("requestId"), str) else None
-        # SMH's message is shown on pages and by the proxy: never let it echo a credential.
-        for credential in credentials:
-            message = message.replace(credential, "***") if message else message
+        # What SMH says is shown on pages and by the proxy: never let it echo a credential.
+        code, message, request_id = (
+            _scrub(data.get(key), credentials) for key in ("code", "message", "requestId")
+        )
         return SMHError(
-            message or f"SMH answered {method} {shown} with HTTP {response.status_code}",
+            message or f"SMH answered {call} with HTTP {response.status_code}",
             status=response.status_code,
-            code=code or None,
+            code=code,
             request_id=request_id,
-            retry_after=retry_after_seconds,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
         )

@@ -469,6 +469,38 @@ def test_oversize_fault(sim, client, token):
     assert isinstance(json.loads(response.data), list)
 
 
+def test_trickle_fault_sends_the_real_answer_one_byte_at_a_time(sim, client, token):
+    task_id = sim.add_task("lib")
+    expected = query_tasks(client, token, task_id).data
+    sim.inject("trickle", endpoint="task.query", seconds=0.001)
+
+    response = client.get(
+        f"/api/v1/task/lib/{task_id}", query_string={"access_token": token}, buffered=False
+    )
+
+    pieces = list(response.iter_encoded())
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(len(expected))
+    assert b"".join(pieces) == expected
+    assert {len(piece) for piece in pieces} == {1}
+
+
+def test_trickle_fault_trickles_error_answers_too(sim, client):
+    sim.inject("trickle", seconds=0)
+    response = query_tasks(client, "bogus", "1000")
+    assert_error(response, 403, "InvalidAccessToken")
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe[", "[1, 2", ""])
+def test_answer_fault_sends_exactly_the_body_given(sim, client, token, body):
+    sim.inject("answer", status=503, body=body, retry_after=7)
+    response = query_tasks(client, token, "1000")
+    assert response.status_code == 503
+    assert response.data == (body.encode() if isinstance(body, str) else body)
+    assert response.headers["Retry-After"] == "7"
+    assert query_tasks(client, token, "1000").status_code == 200
+
+
 def test_fault_hits_only_its_endpoint_for_its_count(sim, client, token):
     sim.inject("error", endpoint="history.get", times=2)
     assert query_tasks(client, token, "1000").status_code == 200
@@ -509,6 +541,7 @@ def test_faults_skip_control_endpoints_and_unknown_routes(sim, client):
         {"kind": "error", "status": 99},
         {"kind": "latency", "seconds": -1},
         {"kind": "error", "message": None},
+        {"kind": "answer", "body": 42},
     ],
 )
 def test_inject_rejects_bad_faults(sim, kwargs):
@@ -591,6 +624,12 @@ def test_control_faults_endpoint(client, token):
         assert response.json["message"] == "Slow down."
     assert client.delete("/_sim/faults").status_code == 204
     assert query_tasks(client, token, "1000").status_code == 200
+
+
+def test_control_faults_endpoint_takes_an_answer_body(client, token):
+    body = {"kind": "answer", "status": 200, "body": '[{"taskId": "x"}]'}
+    assert client.post("/_sim/faults", json=body).status_code == 204
+    assert query_tasks(client, token, "1000").json == [{"taskId": "x"}]
 
 
 @pytest.mark.parametrize("body", [{"kind": "meteor"}, {"times": 1}, {"kind": "error", "x": 1}])

@@ -1,3 +1,4 @@
+import json
 import logging
 import socket
 import threading
@@ -155,6 +156,52 @@ def test_a_batch_refused_over_one_id_still_reports_the_others(clock, secret, mod
     assert sim.calls["task.query"] <= 8
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, "ParamInvalid"), (403, "TaskExpired"), (404, "TaskNotFound")]
+)
+def test_a_blanket_refusal_costs_three_calls_and_is_one_error(sim, make_client, status, code):
+    ids = sim.add_tasks("lib1", 200)
+    client = make_client()
+    client.query_tasks(ids[:1])
+    sim.inject("error", endpoint="task.query", status=status, code=code, times=None)
+    sim.reset_calls()
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks(ids)
+
+    assert (caught.value.status, caught.value.code) == (status, code)
+    # The first batch of 100, then its two halves: both refused, so SMH refuses everything.
+    assert sim.task_queries == [ids[:100], ids[:50], ids[50:100]]
+
+
+def test_two_refused_ids_in_both_halves_are_one_error(clock, secret):
+    sim = Simulator(clock, unknown_ids="400")
+    sim.add_library("lib1", secret)
+    known = sim.add_tasks("lib1", 2)
+    with sim.serve() as server:
+        client = smh.SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
+        with pytest.raises(smh.SMHError) as caught:
+            client.query_tasks([known[0], 5, known[1], 6])
+        client.close()
+    assert caught.value.code == "ParamInvalid"
+    assert sim.calls["task.query"] == 3
+
+
+def test_halving_stops_at_its_call_budget(clock, secret):
+    sim = Simulator(clock, unknown_ids="404")
+    sim.add_library("lib1", secret)
+    ids = sim.add_tasks("lib1", 8)
+    with sim.serve() as server:
+        client = smh.SMHClient(
+            "lib1", secret=secret, base_url=server.base_url, retries=0, max_split_calls=2
+        )
+        with pytest.raises(smh.SMHError) as caught:
+            client.query_tasks([*ids[:3], 5, *ids[3:]])
+        client.close()
+    assert (caught.value.status, caught.value.code) == (404, "TaskNotFound")
+    assert sim.calls["task.query"] == 3  # the batch, then two halves; the refused one not yet alone
+
+
 def test_library_level_refusal_is_not_split(sim, make_client, upstream):
     client = smh.SMHClient("nosuch", token="whatever", base_url=upstream.base_url, retries=0)
     with pytest.raises(smh.SMHError) as caught:
@@ -299,6 +346,23 @@ def test_timeout_becomes_an_error(sim, make_client):
     assert "0.2s" in str(caught.value)
 
 
+def test_an_answer_that_trickles_is_cut_at_the_deadline(sim, make_client):
+    # Sixty tasks make an answer of some 2,000 bytes: minutes at a byte every 0.1s, while the
+    # whole answer is due within 2.5s (the connect timeout plus twice the read timeout).
+    ids = sim.add_tasks("lib1", 60)
+    client = make_client(
+        secret=None, token=sim.issue_token("lib1"), connect_timeout=0.5, read_timeout=1
+    )
+    sim.inject("trickle", endpoint="task.query", seconds=0.1)
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks(ids)
+
+    assert caught.value.is_timeout
+    assert "did not finish answering" in str(caught.value)
+    assert sim.calls["task.query"] == 1
+
+
 def test_unreachable_smh_becomes_an_error(secret):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -310,17 +374,36 @@ def test_unreachable_smh_becomes_an_error(secret):
     assert caught.value.code == "Unreachable"
 
 
-def test_429_is_retried_after_the_time_smh_asks_for(sim, make_client, sleeps):
+@pytest.mark.parametrize(
+    ("status", "code", "retry_after"),
+    [(429, "RateLimitExceeded", 2), (503, "ServerOverloaded", 0.5), (429, "RateLimitExceeded", 90)],
+)
+def test_a_wait_smh_asks_for_is_never_slept_on(sim, make_client, sleeps, status, code, retry_after):
     client = make_client(retries=2)
     task_id = sim.add_task("lib1")
     client.query_tasks([task_id])
-    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=2)
+    sim.inject("error", endpoint="task.query", status=status, code=code, retry_after=retry_after)
     sim.reset_calls()
 
-    assert client.query_tasks([task_id])[0].state == states.RUNNING
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([task_id])
 
-    assert sleeps == [2.0]
-    assert sim.calls["task.query"] == 2
+    # The poller makes the wait the time of its next try.
+    assert caught.value.retry_after == retry_after
+    assert sleeps == []
+    assert sim.calls["task.query"] == 1
+
+
+def test_429_is_never_retried(sim, make_client, sleeps):
+    client = make_client(retries=2)
+    client.query_tasks([sim.add_task("lib1")])
+    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded")
+    sim.reset_calls()
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1000])
+    assert caught.value.status == 429
+    assert sleeps == []
+    assert sim.calls["task.query"] == 1
 
 
 def test_5xx_and_timeouts_are_retried_with_growing_backoff(sim, make_client, sleeps):
@@ -348,16 +431,6 @@ def test_retries_give_up_after_the_configured_count(sim, make_client, sleeps):
         client.query_tasks([1000])
     assert sim.calls["task.query"] == 3
     assert len(sleeps) == 2
-
-
-def test_retry_after_beyond_the_cap_is_not_waited_for(sim, make_client, sleeps):
-    client = make_client(retries=2, max_retry_after=30)
-    client.query_tasks([sim.add_task("lib1")])
-    sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded", retry_after=90)
-    with pytest.raises(smh.SMHError) as caught:
-        client.query_tasks([1000])
-    assert caught.value.retry_after == 90
-    assert sleeps == []
 
 
 def test_clear_history_is_never_retried_blindly(sim, make_client):
@@ -418,6 +491,13 @@ def test_numbers_sent_as_strings_are_read_and_absurd_counts_dropped():
     assert (status.task_id, status.state) == (7, states.DONE)
     assert status.results == (smh.ResultEntry(err="", status=0, delete_count=None),)
     assert status.delete_count is None
+
+
+@pytest.mark.parametrize("empty", [None, [], 0, False, "", {}])
+def test_an_empty_result_of_any_type_is_no_result(empty):
+    # The poller parses answers stored by earlier versions, which took any empty value.
+    status = smh.parse_task_item({"taskId": "00000000000000000007", "status": 204, "result": empty})
+    assert (status.task_id, status.state, status.results) == (7, states.DONE_EMPTY, ())
 
 
 @pytest.mark.parametrize(
@@ -499,6 +579,43 @@ def test_smh_messages_that_echo_the_credential_are_scrubbed(sim, make_client):
     error = caught.value
     assert token not in str(error) + repr(error) + str(error.args)
     assert "token *** is bad" in str(error)
+
+
+@pytest.mark.parametrize("field", ["requestId", "code", "message"])
+def test_every_smh_field_that_echoes_the_token_is_scrubbed(sim, make_client, field):
+    token = sim.issue_token("lib1")
+    client = make_client(secret=None, token=token)
+    echoed = {"code": "NoPermission", "message": "No.", "requestId": "r-1"} | {field: f"x{token}y"}
+    sim.inject("answer", status=500, body=json.dumps(echoed))
+
+    with pytest.raises(smh.SMHError) as caught:
+        client.query_tasks([1])
+
+    error = caught.value
+    assert token not in str(error) + repr(error) + str(error.args)
+    assert token not in f"{error.code} {error.request_id} {error.message}"
+    assert "x***y" in f"{error.code} {error.request_id} {error.message}"
+
+
+def test_a_refused_renewal_that_echoes_the_token_is_scrubbed(clock, make_client, secret, caplog):
+    caplog.set_level(logging.DEBUG)
+    sim = Simulator(clock, token_lifetime=1200)
+    sim.add_library("lib1", secret)
+    task_id = sim.add_task("lib1", run_seconds=10_000)
+    with sim.serve() as server:
+        client = make_client(base_url=server.base_url)
+        client.query_tasks([task_id])
+        (token,) = sim.issued_tokens("lib1")
+        clock.advance(1100)  # inside the renewal margin: the token goes in the renewal's path
+        body = {"code": "ServerOverloaded", "message": f"cannot renew {token}", "requestId": token}
+        sim.inject("answer", endpoint="token.renew", status=503, body=json.dumps(body))
+        assert client.query_tasks([task_id])[0].state == states.RUNNING
+
+    assert sim.calls["token.renew"] == 1
+    assert sim.calls["token.create"] == 2  # the refused renewal is followed by a mint
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "cannot renew ***" in logged
+    assert token not in logged
 
 
 def test_redact_hides_tokens_in_queries_and_paths():
