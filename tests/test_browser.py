@@ -269,3 +269,28 @@ def test_a_viewer_sees_their_name_and_no_forms(browser, live_server, page, sim, 
     page.goto("/libraries/lib1")
     expect(page.locator("header .who")).to_have_text("Signed in as ana · operator")
     expect(page.get_by_role("button", name=f"Untrack task {task_id}")).to_be_visible()
+
+
+def test_a_clear_started_in_the_page_runs_and_finishes_without_reload(page, sim, clock):
+    navigations = []
+    page.goto("/libraries/lib1")
+    expect(page.locator("[data-history]")).to_have_text("History off")
+
+    page.get_by_label("Type the library id").fill("lib1")
+    page.get_by_role("button", name="Clear all historical versions").click()
+
+    expect(page.get_by_role("status")).to_contain_text("SMH started clearing all historical")
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.evaluate("window.__marker = 1")
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_contain_text("History clear started by ana")
+    expect(row.locator(".badge")).to_have_text("Running")
+    expect(page.locator(".activity-table")).to_contain_text("ana")
+
+    clock.advance(31)
+    expect(row.locator(".badge")).to_have_text("Done", timeout=WAIT_MS)
+    expect(
+        page.get_by_text("Nothing running: this page no longer refreshes itself.")
+    ).to_be_visible()
+    assert navigations == []
+    assert page.evaluate("window.__marker") == 1
