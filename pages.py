@@ -192,11 +192,52 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
 def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = _library_or_404(library_id)
-    if store.untrack_tasks(library.id, [task_id]):
+    if store.untrack_tasks_undoably(library.id, [task_id], activity.current_who(), poller.now()):
         flash(f"Task {task_id} is no longer tracked.")
     else:
         flash(f"Task {task_id} was not tracked.")
     return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/untrack")
+def untrack_selected(library_id: str) -> ResponseReturnValue:
+    """Stop tracking the tasks ticked in the table; the last untrack can be undone."""
+    library = _library_or_404(library_id)
+    ids = _selected_ids()
+    gone = store.untrack_tasks_undoably(library.id, ids, activity.current_who(), poller.now())
+    flash(f"{_plural(len(gone), 'task')} no longer tracked." if gone else "No task was untracked.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/untrack/undo")
+def undo_untrack(library_id: str) -> ResponseReturnValue:
+    """Track again, as they were, the tasks of the library's last untrack."""
+    library = _library_or_404(library_id)
+    back = store.undo_untrack(library.id)
+    flash(f"{_plural(len(back), 'task')} tracked again." if back else "Nothing to undo.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/recheck")
+def recheck_selected(library_id: str) -> ResponseReturnValue:
+    """Ask SMH again about the ticked tasks it did not know."""
+    library = _library_or_404(library_id)
+    rechecked = [i for i in _selected_ids() if store.recheck_task(library.id, i, poller.now())]
+    if rechecked:
+        flash(f"Checking {_plural(len(rechecked), 'task')} with SMH again.")
+    else:
+        flash("None of the ticked tasks needed another check.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+def _selected_ids() -> list[int]:
+    picked = request.form.getlist("task_id")
+    if not picked:
+        abort(400, description="Tick at least one task first.")
+    try:
+        return inputs.parse_task_ids(" ".join(picked))
+    except inputs.InputError as error:
+        abort(400, description=str(error))
 
 
 @bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/recheck")
@@ -258,6 +299,7 @@ def _clearing(library: Library, **messages: str) -> dict:
     return {
         "history": poller.history_settings(library),
         "activity_entries": activity.list_activity(library.id),
+        "last_untrack": store.last_untrack(library.id),
         **messages,
     }
 

@@ -84,6 +84,15 @@ activity = Table(
     Column("request_id", String(128)),
     Index("ix_activity_library_id", "library_id", "id"),
 )
+# One row per library: the tasks its last untrack removed, whole, so that it can be undone.
+untracked = Table(
+    "untracked",
+    metadata,
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("rows", JSON, nullable=False),
+)
 # One row per library: the last clear the dashboard let start, so that every process and every
 # restart refuses a second one within SMH's minute (see clears.py).
 clears = Table(
@@ -297,6 +306,56 @@ def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
             delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
         )
         return result.rowcount
+
+
+@dataclass(frozen=True)
+class Untrack:
+    """A library's last untrack, which can still be undone."""
+
+    at: float
+    who: str
+    task_ids: list[int]
+
+
+def untrack_tasks_undoably(
+    library_id: str, task_ids: Iterable[int], who: str, now: float
+) -> list[int]:
+    """Stop tracking tasks, keeping them whole as the library's last untrack; return their ids."""
+    where = tasks.c.library_id == library_id, tasks.c.task_id.in_(list(task_ids))
+    with begin() as conn:
+        rows = [dict(row) for row in conn.execute(select(tasks).where(*where)).mappings()]
+        if not rows:
+            return []
+        conn.execute(delete(tasks).where(*where))
+        kept = {"at": now, "who": who[:200], "rows": rows}
+        conn.execute(
+            upsert(untracked)
+            .values(library_id=library_id, **kept)
+            .on_conflict_do_update(index_elements=[untracked.c.library_id], set_=kept)
+        )
+    return sorted(row["task_id"] for row in rows)
+
+
+def last_untrack(library_id: str) -> Untrack | None:
+    """Return the library's last untrack, if it was not undone."""
+    with _engine().connect() as conn:
+        row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
+    if row is None:
+        return None
+    return Untrack(row.at, row.who, sorted(r["task_id"] for r in row.rows))
+
+
+def undo_untrack(library_id: str) -> list[int]:
+    """Track again the tasks of the library's last untrack, as they were; return their ids."""
+    with begin() as conn:
+        row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
+        if row is None:
+            return []
+        conn.execute(delete(untracked).where(untracked.c.library_id == library_id))
+        restored = upsert(tasks).on_conflict_do_nothing()
+        # Tracked again since (say, pasted back in): the newer record stays.
+        back = [r["task_id"] for r in row.rows if conn.execute(restored, r).rowcount]
+    return sorted(back)
 
 
 def stale_ids(library_id: str, checked_before: float) -> list[int]:

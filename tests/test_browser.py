@@ -294,3 +294,24 @@ def test_a_clear_started_in_the_page_runs_and_finishes_without_reload(page, sim,
     ).to_be_visible()
     assert navigations == []
     assert page.evaluate("window.__marker") == 1
+
+
+def test_ticks_survive_polls_and_an_untrack_can_be_undone(page, sim, track):
+    ids = [sim.add_task("lib1", run_seconds=600) for _ in range(3)]
+    track(*ids)
+    page.goto("/libraries/lib1")
+    for task_id in ids[:2]:
+        page.get_by_label(f"Select task {task_id}").check()
+
+    with page.expect_response(_is_poll, timeout=WAIT_MS):
+        pass
+    page.wait_for_timeout(200)
+    expect(page.get_by_label(f"Select task {ids[0]}")).to_be_checked()
+    expect(page.get_by_label(f"Select task {ids[1]}")).to_be_checked()
+
+    page.get_by_role("button", name="Untrack ticked tasks").click()
+    expect(page.get_by_role("status")).to_have_text("2 tasks no longer tracked.")
+    expect(page.locator("#tasks tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Undo untrack").click()
+    expect(page.get_by_role("status")).to_have_text("2 tasks tracked again.")
+    expect(page.locator("#tasks tbody tr")).to_have_count(3)

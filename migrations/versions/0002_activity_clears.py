@@ -1,4 +1,4 @@
-"""Activity and clears: the log of what people did to libraries, and the one-clear-a-minute guard.
+"""Activity, clears, untracked: the log of changes, the clear guard and the undoable untrack.
 
 Revision ID: 0002
 Revises: 0001
@@ -40,9 +40,17 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(200), nullable=False),
         sa.Column("task_id", sa.BigInteger),
     )
+    op.create_table(
+        "untracked",
+        sa.Column("library_id", sa.String(64), primary_key=True),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Column("who", sa.String(200), nullable=False),
+        sa.Column("rows", sa.JSON, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("untracked")
     op.drop_table("clears")
     op.drop_index("ix_activity_library_id", table_name="activity")
     op.drop_table("activity")
