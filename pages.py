@@ -297,7 +297,8 @@ def _task_context(library: Library, task: store.Task, outage: poller.Outage | No
 
 def _clearing(library: Library, **messages: str) -> dict:
     return {
-        "history": poller.history_settings(library),
+        # Pages never wait on SMH: without a fresh reading the page asks for it separately.
+        "history": poller.cached_history_settings(library.id),
         "activity_entries": activity.list_activity(library.id),
         "last_untrack": store.last_untrack(library.id),
         **messages,
@@ -319,6 +320,14 @@ def _failure_status(result: clears.Result) -> int:
     if result.error is not None and result.error.status is not None and result.error.status < 500:
         return 409
     return 502
+
+
+@bp.get("/libraries/<library_id>/history-settings")
+def history_settings(library_id: str) -> ResponseReturnValue:
+    """Render the library's file-history settings as SMH reports them, for htmx to swap in."""
+    library = _library_or_404(library_id)
+    history = poller.history_settings(library)
+    return render_template("_history.html", library=library, history=history, now=poller.now())
 
 
 @bp.post("/libraries/<library_id>/clear-history")

@@ -388,10 +388,18 @@ def _history_key(library_id: str) -> str:
     return f"smh-history/{library_id}"
 
 
+def cached_history_settings(library_id: str) -> HistoryReading | None:
+    """Return the library's file-history settings if read within the cache window, else None."""
+    reading: HistoryReading | None = cache.get(_history_key(library_id))
+    if reading is not None and reading.read_at > now() - _window():
+        return reading
+    return None
+
+
 def history_settings(library: Library) -> HistoryReading:
     """Return the library's file-history settings, asking SMH at most once per cache window."""
-    reading: HistoryReading | None = cache.get(_history_key(library.id))
-    if reading is not None and reading.read_at > now() - _window():
+    reading = cached_history_settings(library.id)
+    if reading is not None:
         return reading
     try:
         settings = libraries.client_for(library.id).get_history_settings()

@@ -14,6 +14,7 @@ import store
 from app import create_app
 
 CLEAR = "/libraries/lib1/clear-history"
+SETTINGS = "/libraries/lib1/history-settings"
 DISABLE = "/libraries/lib1/history-settings/disable"
 
 
@@ -55,6 +56,9 @@ def test_the_page_shows_the_history_settings_and_when_they_were_read(client, sim
     sim.add_library("lib1", "lib1-very-secret-key", history_enabled=True)
 
     page = shown(client.get("/libraries/lib1"))
+    assert sim.calls["history.get"] == 0
+    assert f'hx-get="{SETTINGS}" hx-trigger="load"' in page
+    page = shown(client.get(SETTINGS))
 
     assert "History on" in page
     assert "keeps 10 versions" in page
@@ -62,22 +66,24 @@ def test_the_page_shows_the_history_settings_and_when_they_were_read(client, sim
     assert "as SMH reported it <time" in page
     assert "SMH refuses to clear historical versions while file history is on." in page
     assert "Switch file history off" in page
-    assert "SMH cannot undo it" in page
+    assert "SMH cannot undo it" in shown(client.get("/libraries/lib1"))
 
 
 def test_settings_are_read_once_per_cache_window(client, sim, next_window):
     for _ in range(3):
-        client.get("/libraries/lib1")
+        client.get(SETTINGS)
+    # Within the window the page shows the reading itself, without asking for it.
+    assert "History off" in shown(client.get("/libraries/lib1"))
     assert sim.calls["history.get"] == 1
     next_window()
-    client.get("/libraries/lib1")
+    client.get(SETTINGS)
     assert sim.calls["history.get"] == 2
 
 
 def test_a_settings_failure_is_a_message_not_an_error_page(client, sim):
     sim.inject("error", endpoint="history.get", status=503, code="ServerOverloaded")
 
-    response = client.get("/libraries/lib1")
+    response = client.get(SETTINGS)
 
     assert response.status_code == 200
     assert "SMH's history settings could not be read" in shown(response)
@@ -124,8 +130,9 @@ def test_history_on_refuses_then_switch_off_then_clear(client, app, sim, clock):
     assert switched.status_code == 303
     page = shown(client.get("/libraries/lib1"))
     assert "File history is now off; the other settings are as they were." in page
-    assert "History off" in page
-    assert 'class="history-off"' not in page
+    fragment = shown(client.get(SETTINGS))
+    assert "History off" in fragment
+    assert 'class="history-off"' not in fragment
 
     # SMH refused, so no minute is held: the clear goes through at once.
     assert clear(client).status_code == 303
@@ -369,7 +376,7 @@ def signed_in(settings, tmp_path):
 def test_an_operator_is_named_and_a_viewer_sees_no_forms(signed_in, app, sim):
     client = app.test_client()
     viewer_page = shown(client.get("/libraries/lib1", **signed_in["vic"]))
-    assert "History off" in viewer_page
+    assert "History off" in shown(client.get(SETTINGS, **signed_in["vic"]))
     assert "Clear all historical versions" not in viewer_page
     # The token of the operator's page, as a viewer who saw it over a shoulder would send it.
     token = csrf_of(client, **signed_in["ana"])
