@@ -147,7 +147,7 @@ def current_user() -> User | None:
 
 
 def may_change() -> bool:
-    """Tell whether this request's user may track, untrack and re-check tasks."""
+    """Tell whether this request's user may track, untrack, re-check and clear history."""
     user = current_user()
     if _guard().read_only:
         return False
@@ -187,7 +187,7 @@ def guard_request() -> None:
         abort(
             403,
             description=f"{user.name} is a viewer: only operators can track, untrack "
-            "or re-check tasks.",
+            "or re-check tasks and clear history.",
         )
     if not _same_origin():
         abort(

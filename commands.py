@@ -1,7 +1,8 @@
-"""Command-line verbs: flask demo, track, untrack, refresh, db (upgrade, current), hash-password."""
+"""Command-line verbs: flask demo, track, untrack, refresh, clear-history, db, hash-password."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
+import clears
 import inputs
 import libraries
 import poller
@@ -24,12 +26,14 @@ DEMO_LIBRARIES = [
     {"id": "demo-marketing", "name": "Marketing assets", "secret": "demo-marketing-secret"},
     {"id": "demo-photos", "name": "Product photos", "secret": "demo-photos-secret"},
 ]
+# One demo library is ready to clear; the other shows the "switch file history off" step first.
+DEMO_HISTORY_ON = {"demo-photos"}
 
 
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
     """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
     app.extensions["app_factory"] = factory
-    for command in (demo, track, untrack, refresh, db, hash_password):
+    for command in (demo, track, untrack, refresh, clear_history, db, hash_password):
         app.cli.add_command(command)
 
 
@@ -102,6 +106,28 @@ def _echo_row(library_id: str, task: store.Task) -> None:
     )
 
 
+@click.command("clear-history")
+@with_appcontext
+@click.argument("library_id")
+@click.option("--yes", is_flag=True, help="Do not ask for the library id again (for scripts).")
+def clear_history(library_id: str, yes: bool) -> None:
+    """Start clearing every historical version of a library (SMH cannot undo it); track it."""
+    library = _library_or_fail(library_id)
+    if not yes:
+        click.echo(
+            f"This deletes every historical version of every file in {library.name}. "
+            "SMH cannot undo it."
+        )
+        typed = click.prompt(f"Type the library id ({library.id}) to confirm", default="")
+        if typed.strip() != library.id:
+            raise click.ClickException("The id typed does not match: nothing was cleared.")
+    result = clears.start_clear(library, f"command line ({getpass.getuser()})")
+    if not result.done:
+        raise click.ClickException(result.message)
+    click.echo(result.message)
+    click.echo(f"Tracking task {result.task_id} in {library.id}.")
+
+
 @click.group()
 def db() -> None:
     """Show or upgrade the database schema (Alembic migrations)."""
@@ -156,7 +182,9 @@ def demo(host: str, port: int) -> None:
             os.remove(database + suffix)
     sim = Simulator()
     for entry in DEMO_LIBRARIES:
-        sim.add_library(entry["id"], entry["secret"])
+        sim.add_library(
+            entry["id"], entry["secret"], history_enabled=entry["id"] in DEMO_HISTORY_ON
+        )
     upstream = sim.serve()
     try:
         # The demo's own libraries replace whatever real ones the environment configures.

@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -20,7 +21,9 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
+import activity
 import auth
+import clears
 import inputs
 import poller
 import states
@@ -97,7 +100,7 @@ def library(library_id: str) -> ResponseReturnValue:
     state, page = _listing_args()
     outage = poller.request_refresh(library)
     listing = _listing(library, state, page, outage, PastEnd.NOT_FOUND)
-    return render_template("library.html", **listing, form={})
+    return render_template("library.html", **listing, **_clearing(library), form={})
 
 
 @bp.get("/libraries/<library_id>/rows")
@@ -172,7 +175,9 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
     except inputs.InputError as error:
         listing = _listing(library, None, 1, poller.request_refresh(library), PastEnd.NOT_FOUND)
         shown = inputs.shown_back(form)
-        page = render_template("library.html", **listing, form=shown, form_error=str(error))
+        page = render_template(
+            "library.html", **listing, **_clearing(library), form=shown, form_error=str(error)
+        )
         return page, 400
     new = store.track_tasks(library.id, ids, label, poller.now())
     already = len(ids) - len(new)
@@ -187,11 +192,52 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
 def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = _library_or_404(library_id)
-    if store.untrack_tasks(library.id, [task_id]):
+    if store.untrack_tasks_undoably(library.id, [task_id], activity.current_who(), poller.now()):
         flash(f"Task {task_id} is no longer tracked.")
     else:
         flash(f"Task {task_id} was not tracked.")
     return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/untrack")
+def untrack_selected(library_id: str) -> ResponseReturnValue:
+    """Stop tracking the tasks ticked in the table; the last untrack can be undone."""
+    library = _library_or_404(library_id)
+    ids = _selected_ids()
+    gone = store.untrack_tasks_undoably(library.id, ids, activity.current_who(), poller.now())
+    flash(f"{_plural(len(gone), 'task')} no longer tracked." if gone else "No task was untracked.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/untrack/undo")
+def undo_untrack(library_id: str) -> ResponseReturnValue:
+    """Track again, as they were, the tasks of the library's last untrack."""
+    library = _library_or_404(library_id)
+    back = store.undo_untrack(library.id)
+    flash(f"{_plural(len(back), 'task')} tracked again." if back else "Nothing to undo.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/tasks/recheck")
+def recheck_selected(library_id: str) -> ResponseReturnValue:
+    """Ask SMH again about the ticked tasks it did not know."""
+    library = _library_or_404(library_id)
+    rechecked = [i for i in _selected_ids() if store.recheck_task(library.id, i, poller.now())]
+    if rechecked:
+        flash(f"Checking {_plural(len(rechecked), 'task')} with SMH again.")
+    else:
+        flash("None of the ticked tasks needed another check.")
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+def _selected_ids() -> list[int]:
+    picked = request.form.getlist("task_id")
+    if not picked:
+        abort(400, description="Tick at least one task first.")
+    try:
+        return inputs.parse_task_ids(" ".join(picked))
+    except inputs.InputError as error:
+        abort(400, description=str(error))
 
 
 @bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/recheck")
@@ -247,6 +293,98 @@ def _task_context(library: Library, task: store.Task, outage: poller.Outage | No
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
     }
+
+
+def _clearing(library: Library, **messages: str) -> dict:
+    return {
+        # Pages never wait on SMH: without a fresh reading the page asks for it separately.
+        "history": poller.cached_history_settings(library.id),
+        "activity_entries": activity.list_activity(library.id),
+        "last_untrack": store.last_untrack(library.id),
+        **messages,
+    }
+
+
+def _library_page(library: Library, status: int, **messages: str) -> ResponseReturnValue:
+    """Render the library page's first page with a message about a change that was not made."""
+    listing = _listing(library, None, 1, poller.request_refresh(library), PastEnd.NOT_FOUND)
+    page = render_template("library.html", **listing, **_clearing(library, **messages), form={})
+    return page, status
+
+
+def _failure_status(result: clears.Result) -> int:
+    if result.retry_at is not None:
+        return 429
+    if result.unanswered:
+        return 504
+    if result.error is not None and result.error.status is not None and result.error.status < 500:
+        return 409
+    return 502
+
+
+@bp.get("/libraries/<library_id>/history-settings")
+def history_settings(library_id: str) -> ResponseReturnValue:
+    """Render the library's file-history settings as SMH reports them, for htmx to swap in."""
+    library = _library_or_404(library_id)
+    history = poller.history_settings(library)
+    return render_template("_history.html", library=library, history=history, now=poller.now())
+
+
+@bp.post("/libraries/<library_id>/clear-history")
+def clear_history(library_id: str) -> ResponseReturnValue:
+    """Start clearing the library's historical versions once its id is typed to confirm."""
+    library = _library_or_404(library_id)
+    typed = request.form.get("confirm", "").strip()
+    if typed != library.id:
+        why = (
+            f"Nothing was cleared: type the library id {library.id} to confirm."
+            if not typed
+            else f"Nothing was cleared: “{inputs.excerpt(typed)}” is not this library's id "
+            f"({library.id})."
+        )
+        return _library_page(library, 400, clear_error=why)
+    result = clears.start_clear(library, activity.current_who())
+    if not result.done:
+        status = _failure_status(result)
+        response = make_response(_library_page(library, status, clear_error=result.message))
+        if result.retry_at is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_at - poller.now())))
+        return response
+    flash(result.message)
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.post("/libraries/<library_id>/history-settings/disable")
+def disable_history(library_id: str) -> ResponseReturnValue:
+    """Switch the library's file history off, once the box saying so is ticked."""
+    library = _library_or_404(library_id)
+    if request.form.get("confirm") != "off":
+        why = "File history is unchanged: tick the box to confirm switching it off."
+        return _library_page(library, 400, history_error=why)
+    result = clears.switch_history_off(library, activity.current_who())
+    if not result.done:
+        return _library_page(library, _failure_status(result), history_error=result.message)
+    flash(result.message)
+    return redirect(url_for(".library", library_id=library.id), 303)
+
+
+@bp.get("/libraries/<library_id>/activity")
+def library_activity(library_id: str) -> ResponseReturnValue:
+    """Show the library's whole activity log, newest first, a page at a time."""
+    library = _library_or_404(library_id)
+    _, page = _listing_args()
+    pages = max(1, math.ceil(activity.count_activity(library.id) / activity.PER_PAGE))
+    if page > pages:
+        abort(404, description=f"There is no page {page}; this log has {pages}.")
+    entries = activity.list_activity(library.id, (page - 1) * activity.PER_PAGE, activity.PER_PAGE)
+    return render_template(
+        "activity.html",
+        library=library,
+        activity_entries=entries,
+        page=page,
+        pages=pages,
+        now=poller.now(),
+    )
 
 
 @bp.get("/healthz")

@@ -373,3 +373,44 @@ def poll_seconds(outage: Outage | None) -> float:
         return seconds
     longest = float(current_app.config["SMH_MAX_BACKOFF_SECONDS"])
     return max(seconds, min(longest, outage.retry_at - now()))
+
+
+@dataclass(frozen=True)
+class HistoryReading:
+    """A library's file-history settings as SMH last gave them, or why it did not."""
+
+    read_at: float
+    settings: smh.HistorySettings | None
+    error: str | None = None
+
+
+def _history_key(library_id: str) -> str:
+    return f"smh-history/{library_id}"
+
+
+def cached_history_settings(library_id: str) -> HistoryReading | None:
+    """Return the library's file-history settings if read within the cache window, else None."""
+    reading: HistoryReading | None = cache.get(_history_key(library_id))
+    if reading is not None and reading.read_at > now() - _window():
+        return reading
+    return None
+
+
+def history_settings(library: Library) -> HistoryReading:
+    """Return the library's file-history settings, asking SMH at most once per cache window."""
+    reading = cached_history_settings(library.id)
+    if reading is not None:
+        return reading
+    try:
+        settings = libraries.client_for(library.id).get_history_settings()
+        reading = HistoryReading(read_at=now(), settings=settings)
+    except smh.SMHError as error:
+        # Kept for the window too, so that pages open on a failing SMH do not ask on every view.
+        reading = HistoryReading(read_at=now(), settings=None, error=str(error))
+    cache.set(_history_key(library.id), reading, timeout=max(1, math.ceil(_window())))
+    return reading
+
+
+def forget_history_settings(library_id: str) -> None:
+    """Drop the cached settings, so that the next view reads what a change made of them."""
+    cache.delete(_history_key(library_id))

@@ -525,13 +525,34 @@ class SMHClient:
             merge_interval=_int_or_none(answer.get("mergeInterval")),
         )
 
+    def set_history_settings(self, settings: HistorySettings) -> None:
+        """Write the library's file-history settings (all four, as SMH takes them)."""
+        path = f"/api/v1/directory-history/{self.library_id}/library-history"
+        body: dict[str, object] = {"enableFileHistory": settings.enabled}
+        for name, value in (
+            ("fileHistoryCount", settings.count),
+            ("fileHistoryExpireDay", settings.expire_days),
+            ("mergeInterval", settings.merge_interval),
+        ):
+            if value is not None:
+                body[name] = value
+        self._call("POST", path, retry=False, body=body)
+
     def _call(
-        self, method: str, path: str, *, params: dict | None = None, retry: bool = True
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        retry: bool = True,
+        body: dict | None = None,
     ) -> object:
         """Make an authenticated call, minting a fresh token once if SMH rejects ours."""
         token = self._current_token()
         try:
-            return self._request(method, path, {**(params or {}), "access_token": token}, retry)
+            return self._request(
+                method, path, {**(params or {}), "access_token": token}, retry, body
+            )
         except SMHError as error:
             if error.code != "InvalidAccessToken":
                 raise
@@ -544,7 +565,9 @@ class SMHClient:
                     request_id=error.request_id,
                 ) from None
             token = self._replace_token(stale=token)
-            return self._request(method, path, {**(params or {}), "access_token": token}, retry)
+            return self._request(
+                method, path, {**(params or {}), "access_token": token}, retry, body
+            )
 
     def _current_token(self) -> str:
         with self._token_lock:
@@ -611,12 +634,14 @@ class SMHClient:
         self._token_lifetime = float(expires_in)
         self._token_expires_at = self._clock() + expires_in
 
-    def _request(self, method: str, path: str, params: dict, retry: bool) -> object:
+    def _request(
+        self, method: str, path: str, params: dict, retry: bool, body: dict | None = None
+    ) -> object:
         """Send one request, retrying what is safe to retry, and return the decoded JSON."""
         attempt = 0
         while True:
             try:
-                return self._send(method, path, params)
+                return self._send(method, path, params, body)
             except SMHError as error:
                 retryable = error.retry_after is None and (
                     error.status in RETRYABLE_STATUS or error.code in ("Timeout", "Unreachable")
@@ -636,7 +661,7 @@ class SMHClient:
                 )
                 self._sleep(delay)
 
-    def _send(self, method: str, path: str, params: dict) -> object:
+    def _send(self, method: str, path: str, params: dict, json_body: dict | None = None) -> object:
         url = self.base_url + path
         call = redact(f"{method} {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
         deadline = time.monotonic() + self.answer_seconds
@@ -646,6 +671,7 @@ class SMHClient:
                 method,
                 url,
                 params=params,
+                json=json_body,
                 timeout=self.timeout,
                 stream=True,
                 allow_redirects=False,

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,42 @@ tasks = Table(
     Column("checked_at", Float),
     Index("ix_tasks_library_state", "library_id", "state"),
     Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
+)
+# What people did to libraries and what SMH answered (see activity.py), kept for good.
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("task_id", BigInteger),
+    Column("message", String(1000), nullable=False),
+    Column("smh_status", Integer),
+    Column("smh_code", String(64)),
+    Column("request_id", String(128)),
+    Index("ix_activity_library_id", "library_id", "id"),
+)
+# One row per library: the tasks its last untrack removed, whole, so that it can be undone.
+untracked = Table(
+    "untracked",
+    metadata,
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("rows", JSON, nullable=False),
+)
+# One row per library: the last clear the dashboard let start, so that every process and every
+# restart refuses a second one within SMH's minute (see clears.py).
+clears = Table(
+    "clears",
+    metadata,
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
+    Column("claimed_at", Float, nullable=False),
+    Column("claimed_by", String(200), nullable=False),
+    Column("task_id", BigInteger),
 )
 
 
@@ -214,10 +251,29 @@ def _engine() -> Engine:
     return engine
 
 
+def begin() -> AbstractContextManager[Connection]:
+    """Open a transaction on the dashboard's database, committed when the block ends."""
+    return _engine().begin()
+
+
+def upsert(table: Table) -> postgresql.Insert | sqlite.Insert:
+    """Return an INSERT into `table` that can say what to do when the row's key is there."""
+    if _engine().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def track_tasks(
-    library_id: str, task_ids: Iterable[int], label: str | None, now: float
+    library_id: str,
+    task_ids: Iterable[int],
+    label: str | None,
+    now: float,
+    conn: Connection | None = None,
 ) -> list[int]:
-    """Start tracking tasks; return the ids that were new (tracking twice is a no-op)."""
+    """Start tracking tasks; return the ids that were new (tracking twice is a no-op).
+
+    Given a connection, the rows join its transaction (a clear tracks its task with its log).
+    """
     ids = list(dict.fromkeys(task_ids))
     if not ids:
         return []
@@ -231,17 +287,15 @@ def track_tasks(
         }
         for i in ids
     ]
-    engine = _engine()
-    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     # One statement skips the ids already tracked, even by a request racing this one, and the
     # database says which rows it inserted: no read-then-write gap, so nothing to retry.
-    insert_new = dialect_insert(tasks).on_conflict_do_nothing()
-    with engine.begin() as conn:
-        if conn.dialect.insert_executemany_returning:
-            inserted = set(conn.scalars(insert_new.returning(tasks.c.task_id), rows))
+    insert_new = upsert(tasks).on_conflict_do_nothing()
+    with nullcontext(conn) if conn is not None else begin() as db:
+        if db.dialect.insert_executemany_returning:
+            inserted = set(db.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
-            inserted = {row["task_id"] for row in rows if conn.execute(insert_new, row).rowcount}
+            inserted = {row["task_id"] for row in rows if db.execute(insert_new, row).rowcount}
     return [i for i in ids if i in inserted]
 
 
@@ -252,6 +306,56 @@ def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
             delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
         )
         return result.rowcount
+
+
+@dataclass(frozen=True)
+class Untrack:
+    """A library's last untrack, which can still be undone."""
+
+    at: float
+    who: str
+    task_ids: list[int]
+
+
+def untrack_tasks_undoably(
+    library_id: str, task_ids: Iterable[int], who: str, now: float
+) -> list[int]:
+    """Stop tracking tasks, keeping them whole as the library's last untrack; return their ids."""
+    where = tasks.c.library_id == library_id, tasks.c.task_id.in_(list(task_ids))
+    with begin() as conn:
+        rows = [dict(row) for row in conn.execute(select(tasks).where(*where)).mappings()]
+        if not rows:
+            return []
+        conn.execute(delete(tasks).where(*where))
+        kept = {"at": now, "who": who[:200], "rows": rows}
+        conn.execute(
+            upsert(untracked)
+            .values(library_id=library_id, **kept)
+            .on_conflict_do_update(index_elements=[untracked.c.library_id], set_=kept)
+        )
+    return sorted(row["task_id"] for row in rows)
+
+
+def last_untrack(library_id: str) -> Untrack | None:
+    """Return the library's last untrack, if it was not undone."""
+    with _engine().connect() as conn:
+        row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
+    if row is None:
+        return None
+    return Untrack(row.at, row.who, sorted(r["task_id"] for r in row.rows))
+
+
+def undo_untrack(library_id: str) -> list[int]:
+    """Track again the tasks of the library's last untrack, as they were; return their ids."""
+    with begin() as conn:
+        row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
+        if row is None:
+            return []
+        conn.execute(delete(untracked).where(untracked.c.library_id == library_id))
+        restored = upsert(tasks).on_conflict_do_nothing()
+        # Tracked again since (say, pasted back in): the newer record stays.
+        back = [r["task_id"] for r in row.rows if conn.execute(restored, r).rowcount]
+    return sorted(back)
 
 
 def stale_ids(library_id: str, checked_before: float) -> list[int]:

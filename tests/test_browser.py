@@ -253,3 +253,49 @@ def test_a_viewer_sees_their_name_and_no_forms(browser, live_server, page, sim, 
     page.goto("/libraries/lib1")
     expect(page.locator("header .who")).to_have_text("Signed in as ana · operator")
     expect(page.get_by_role("button", name=f"Untrack task {task_id}")).to_be_visible()
+
+
+def test_a_clear_started_in_the_page_runs_and_finishes_without_reload(page, sim, clock):
+    navigations = []
+    page.goto("/libraries/lib1")
+    expect(page.locator("[data-history]")).to_have_text("History off")
+
+    page.get_by_label("Type the library id").fill("lib1")
+    page.get_by_role("button", name="Clear all historical versions").click()
+
+    expect(page.get_by_role("status")).to_contain_text("SMH started clearing all historical")
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.evaluate("window.__marker = 1")
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_contain_text("History clear started by ana")
+    expect(row.locator(".badge")).to_have_text("Running")
+    expect(page.locator(".activity-table")).to_contain_text("ana")
+
+    clock.advance(31)
+    expect(row.locator(".badge")).to_have_text("Done", timeout=WAIT_MS)
+    expect(
+        page.get_by_text("Nothing running: this page no longer refreshes itself.")
+    ).to_be_visible()
+    assert navigations == []
+    assert page.evaluate("window.__marker") == 1
+
+
+def test_ticks_survive_polls_and_an_untrack_can_be_undone(page, sim, track):
+    ids = [sim.add_task("lib1", run_seconds=600) for _ in range(3)]
+    track(*ids)
+    page.goto("/libraries/lib1")
+    for task_id in ids[:2]:
+        page.get_by_label(f"Select task {task_id}").check()
+
+    with page.expect_response(_is_poll, timeout=WAIT_MS):
+        pass
+    page.wait_for_timeout(200)
+    expect(page.get_by_label(f"Select task {ids[0]}")).to_be_checked()
+    expect(page.get_by_label(f"Select task {ids[1]}")).to_be_checked()
+
+    page.get_by_role("button", name="Untrack ticked tasks").click()
+    expect(page.get_by_role("status")).to_have_text("2 tasks no longer tracked.")
+    expect(page.locator("#tasks tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Undo untrack").click()
+    expect(page.get_by_role("status")).to_have_text("2 tasks tracked again.")
+    expect(page.locator("#tasks tbody tr")).to_have_count(3)

@@ -29,7 +29,7 @@ def badge_text(html, task_id):
 
 
 def is_polling(html):
-    return "hx-trigger=" in html
+    return 'hx-trigger="every ' in html
 
 
 def counts(html, library_id="lib1"):

@@ -5,7 +5,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     JSON,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    inspect,
     text,
 )
 
@@ -208,3 +211,25 @@ def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
     assert errors == []
     assert sorted(outcomes, key=str) == [(head, head)] * 3 + [(None, head)]
     assert revisions(url) == [head]
+
+
+def test_revision_0002_adds_the_activity_log_and_clear_guard_keeping_tasks(tmp_path):
+    url = f"sqlite:///{tmp_path / 'at-0001.sqlite3'}"
+    engine = store.open_engine(url)
+    config = Config()
+    config.set_main_option("script_location", store.MIGRATIONS)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(legacy.tables["tasks"].insert(), LEGACY_ROWS[0])
+    assert revisions(url) == ["0001"]
+
+    upgrade = store.upgrade_schema(engine)
+
+    assert (upgrade.before, upgrade.after) == ("0001", "0002")
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+        kept = conn.execute(text("SELECT task_id, label FROM tasks")).all()
+    engine.dispose()
+    assert {"activity", "clears"} <= names
+    assert kept == [(101, "Spring cleanup")]

@@ -1,0 +1,123 @@
+"""The activity log: who did what to a library, when, and what SMH answered, kept for good."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from flask import has_request_context, request
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+import auth
+import smh
+import store
+
+MAX_MESSAGE_LENGTH = 1000
+MAX_WHO_LENGTH = 200
+PER_PAGE = 50
+RECENT = 10
+
+
+class Action(Enum):
+    """What someone asked the dashboard to do to a library."""
+
+    CLEAR = "clear"
+    DISABLE_HISTORY = "disable-history"
+
+
+class Outcome(Enum):
+    """How it went: done, refused (by the dashboard or SMH), or not known."""
+
+    DONE = "done"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+ACTION_TEXT = {
+    Action.CLEAR.value: "Clear all historical versions",
+    Action.DISABLE_HISTORY.value: "Switch file history off",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the activity log; `at` is Unix seconds."""
+
+    id: int
+    library_id: str
+    at: float
+    who: str
+    action: str
+    outcome: str
+    task_id: int | None
+    message: str
+    smh_status: int | None
+    smh_code: str | None
+    request_id: str | None
+
+    @property
+    def action_text(self) -> str:
+        """Say the action in words."""
+        return ACTION_TEXT.get(self.action, self.action)
+
+
+def current_who() -> str:
+    """Name who is acting: the signed-in user, or the client's address where nobody signs in."""
+    user = auth.current_user() if has_request_context() else None
+    if user is not None:
+        return user.name
+    address = request.remote_addr if has_request_context() else None
+    return f"no sign-in ({address or 'unknown address'})"
+
+
+def record_activity(
+    library_id: str,
+    who: str,
+    action: Action,
+    outcome: Outcome,
+    message: str,
+    at: float,
+    *,
+    task_id: int | None = None,
+    error: smh.SMHError | None = None,
+    conn: Connection | None = None,
+) -> None:
+    """Add a line to the library's activity log, in `conn`'s transaction when one is given."""
+    row = {
+        "library_id": library_id,
+        "at": at,
+        "who": who[:MAX_WHO_LENGTH],
+        "action": action.value,
+        "outcome": outcome.value,
+        "task_id": task_id,
+        "message": message[:MAX_MESSAGE_LENGTH],
+        "smh_status": error.status if error else None,
+        "smh_code": error.code[:64] if error and error.code else None,
+        "request_id": error.request_id[:128] if error and error.request_id else None,
+    }
+    if conn is not None:
+        conn.execute(insert(store.activity), row)
+        return
+    with store.begin() as own:
+        own.execute(insert(store.activity), row)
+
+
+def list_activity(library_id: str, offset: int = 0, limit: int = RECENT) -> list[Entry]:
+    """Return the library's activity, newest first, one page of it."""
+    query = (
+        select(store.activity)
+        .where(store.activity.c.library_id == library_id)
+        .order_by(store.activity.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    with store.begin() as conn:
+        return [Entry(**row._mapping) for row in conn.execute(query)]
+
+
+def count_activity(library_id: str) -> int:
+    """Count the lines of the library's activity log."""
+    query = select(func.count()).where(store.activity.c.library_id == library_id)
+    with store.begin() as conn:
+        return conn.scalar(query) or 0

@@ -1,0 +1,183 @@
+"""Clearing a library's history: the one-a-minute guard, SMH's call, tracking and logging it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlalchemy import Executable, delete, select, update
+
+import activity
+import formatting
+import inputs
+import libraries
+import poller
+import smh
+import store
+from activity import Action, Outcome
+from libraries import Library
+
+# SMH takes one clear a minute per library; the dashboard holds itself to the same.
+CLEAR_INTERVAL = 60.0
+# Codes after which SMH may have acted without the dashboard hearing its answer.
+UNANSWERED_CODES = ("Timeout", "Unreachable")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What came of asking for a change: the new task's id, what to tell people, and why not."""
+
+    message: str
+    task_id: int | None = None
+    retry_at: float | None = None
+    unanswered: bool = False
+    error: smh.SMHError | None = None
+
+    @property
+    def done(self) -> bool:
+        """Tell whether the change was made (for a clear: SMH gave its task id)."""
+        return self.error is None and self.retry_at is None
+
+
+def start_clear(library: Library, who: str) -> Result:
+    """Start clearing every historical version of the library, at most once a minute."""
+    now = poller.now()
+    holder = _claim(library.id, who, now)
+    if holder is not None:
+        claimed_at, claimed_by = holder
+        retry_at = claimed_at + CLEAR_INTERVAL
+        message = (
+            f"Not started: a clear of this library was asked for "
+            f"{formatting.utc(claimed_at)} by {claimed_by}, and SMH allows one a minute. "
+            f"Try again after {formatting.utc(retry_at)}."
+        )
+        activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
+        return Result(message, retry_at=retry_at)
+    try:
+        task_id = libraries.client_for(library.id).clear_history()
+    except smh.SMHError as error:
+        return _clear_failed(library, who, now, error)
+    label = f"History clear started by {who}"[: inputs.MAX_LABEL_LENGTH]
+    message = f"SMH started clearing all historical versions: task {task_id}."
+    with store.begin() as conn:
+        store.track_tasks(library.id, [task_id], label, now, conn=conn)
+        conn.execute(
+            update(store.clears)
+            .where(store.clears.c.library_id == library.id, store.clears.c.claimed_at == now)
+            .values(task_id=task_id)
+        )
+        activity.record_activity(
+            library.id, who, Action.CLEAR, Outcome.DONE, message, now, task_id=task_id, conn=conn
+        )
+    return Result(message, task_id=task_id)
+
+
+def _claim(library_id: str, who: str, now: float) -> tuple[float, str] | None:
+    """Take the library's clear guard in one statement; return its holder if it is taken."""
+    claim = (
+        store.upsert(store.clears)
+        .values(library_id=library_id, claimed_at=now, claimed_by=who, task_id=None)
+        .on_conflict_do_update(
+            index_elements=[store.clears.c.library_id],
+            set_={"claimed_at": now, "claimed_by": who, "task_id": None},
+            where=store.clears.c.claimed_at <= now - CLEAR_INTERVAL,
+        )
+    )
+    with store.begin() as conn:
+        if conn.execute(claim).rowcount == 1:
+            return None
+        row = conn.execute(
+            select(store.clears.c.claimed_at, store.clears.c.claimed_by).where(
+                store.clears.c.library_id == library_id
+            )
+        ).one()
+    return row.claimed_at, row.claimed_by
+
+
+def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -> Result:
+    mine = (store.clears.c.library_id == library.id) & (store.clears.c.claimed_at == now)
+    said = _smh_said(error)
+    retry_at = None
+    unanswered = error.code in UNANSWERED_CODES
+    change: Executable | None
+    if error.status == 429:
+        retry_at = now + max(1.0, error.retry_after or CLEAR_INTERVAL)
+        message = (
+            f"SMH refused the clear: it allows one a minute ({said}). "
+            f"Try again after {formatting.utc(retry_at)}."
+        )
+        change = update(store.clears).where(mine).values(claimed_at=retry_at - CLEAR_INTERVAL)
+        outcome = Outcome.REFUSED
+    elif unanswered:
+        message = (
+            f"SMH did not answer the clear ({said}). It may have started a clear whose task id "
+            "the dashboard never learnt: the dashboard has not asked again. Look for the task "
+            "in SMH before trying once more, after the minute SMH requires."
+        )
+        change = None
+        outcome = Outcome.UNKNOWN
+    elif error.status is not None and error.status < 500:
+        message = f"SMH refused the clear: {_advice(error)} ({said})."
+        # SMH started nothing, so nothing holds the minute: fixing the cause and trying again
+        # at once is fine.
+        change = delete(store.clears).where(mine)
+        outcome = Outcome.REFUSED
+    else:
+        message = (
+            f"SMH failed to start the clear ({said}); nothing is tracked. "
+            "Try again once SMH answers, after the minute SMH requires."
+        )
+        change = None
+        outcome = Outcome.REFUSED
+    with store.begin() as conn:
+        if change is not None:
+            conn.execute(change)
+        activity.record_activity(
+            library.id, who, Action.CLEAR, outcome, message, now, error=error, conn=conn
+        )
+    return Result(message, retry_at=retry_at, unanswered=unanswered, error=error)
+
+
+def switch_history_off(library: Library, who: str) -> Result:
+    """Switch the library's file history off, keeping its other settings as they were."""
+    now = poller.now()
+    client = libraries.client_for(library.id)
+    try:
+        settings = client.get_history_settings()
+        if settings.enabled:
+            client.set_history_settings(dataclasses.replace(settings, enabled=False))
+    except smh.SMHError as error:
+        message = f"File history was not switched off: {_advice(error)} ({_smh_said(error)})."
+        outcome = Outcome.UNKNOWN if error.code in UNANSWERED_CODES else Outcome.REFUSED
+        activity.record_activity(
+            library.id, who, Action.DISABLE_HISTORY, outcome, message, now, error=error
+        )
+        return Result(message, error=error)
+    finally:
+        poller.forget_history_settings(library.id)
+    if settings.enabled:
+        message = "File history is now off; the other settings are as they were."
+    else:
+        message = "File history was already off."
+    activity.record_activity(library.id, who, Action.DISABLE_HISTORY, Outcome.DONE, message, now)
+    return Result(message)
+
+
+ADVICE = {
+    "FileHistoryEnabled": "file history is still on; switch it off first",
+    "NoPermission": "the library's token is not an admin token",
+    "InvalidAccessToken": "SMH rejected the library's access token",
+    "AccessTokenNotMatchLibrary": "the access token belongs to another library",
+    "LibraryNotFound": "SMH does not know this library",
+    "WrongLibraryIdOrSecret": "the library id or secret is wrong",
+    "LibraryServiceExpired": "the library's SMH service has expired",
+    "RateLimitExceeded": "SMH allows one clear a minute",
+}
+
+
+def _advice(error: smh.SMHError) -> str:
+    return ADVICE.get(error.code or "", error.message)
+
+
+def _smh_said(error: smh.SMHError) -> str:
+    return str(error)
