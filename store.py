@@ -66,6 +66,24 @@ tasks = Table(
     Index("ix_tasks_library_state", "library_id", "state"),
     Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
 )
+# One row per library that ever changed: `version` goes up in the same transaction as every
+# write that changes what its pages show (a poll compares it before rendering anything), and
+# `checked_at` is when SMH was last asked about any of its tasks.
+library_versions = Table(
+    "library_versions",
+    metadata,
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("checked_at", Float),
+)
+
+
+@dataclass(frozen=True)
+class LibraryVersion:
+    """How far a library's shown record has changed: a counter, and when SMH was last asked."""
+
+    version: int
+    checked_at: float | None
 
 
 @dataclass(frozen=True)
@@ -232,16 +250,17 @@ def track_tasks(
         for i in ids
     ]
     engine = _engine()
-    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     # One statement skips the ids already tracked, even by a request racing this one, and the
     # database says which rows it inserted: no read-then-write gap, so nothing to retry.
-    insert_new = dialect_insert(tasks).on_conflict_do_nothing()
+    insert_new = _insert(engine, tasks).on_conflict_do_nothing()
     with engine.begin() as conn:
         if conn.dialect.insert_executemany_returning:
             inserted = set(conn.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
             inserted = {row["task_id"] for row in rows if conn.execute(insert_new, row).rowcount}
+        if inserted:
+            _bump_version(conn, library_id)
     return [i for i in ids if i in inserted]
 
 
@@ -251,7 +270,45 @@ def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
         result = conn.execute(
             delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
         )
+        if result.rowcount:
+            _bump_version(conn, library_id)
         return result.rowcount
+
+
+def _insert(engine: Engine | Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _bump_version(
+    conn: Connection, library_id: str, changed: bool = True, checked_at: float | None = None
+) -> None:
+    """Count a change to what the library's pages show, and note when SMH was last asked."""
+    values: dict[str, Any] = {"library_id": library_id, "version": 1}
+    bumped: dict[str, Any] = {"version": library_versions.c.version + (1 if changed else 0)}
+    if checked_at is not None:
+        values["checked_at"] = bumped["checked_at"] = checked_at
+    # One upsert: concurrent writers (threads, workers, `flask refresh`) each add theirs.
+    conn.execute(
+        _insert(conn, library_versions)
+        .values(values)
+        .on_conflict_do_update(index_elements=[library_versions.c.library_id], set_=bumped)
+    )
+
+
+def get_versions(library_ids: Iterable[str]) -> dict[str, LibraryVersion]:
+    """Return each library's version (0, never checked, for one that never changed)."""
+    versions = {i: LibraryVersion(0, None) for i in library_ids}
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            select(
+                library_versions.c.library_id,
+                library_versions.c.version,
+                library_versions.c.checked_at,
+            ).where(library_versions.c.library_id.in_(list(versions)))
+        )
+        for library_id, version, checked_at in rows:
+            versions[library_id] = LibraryVersion(version, checked_at)
+    return versions
 
 
 def stale_ids(library_id: str, checked_before: float) -> list[int]:
@@ -367,6 +424,7 @@ def record_statuses(
             rows = conn.execute(
                 select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
                 .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
+                .add_columns(*(tasks.c[name] for name in _SHOWN_ANSWER))
                 .where(
                     tasks.c.library_id == library_id,
                     tasks.c.task_id.in_(chunk),
@@ -375,9 +433,11 @@ def record_statuses(
             ).mappings()
             answered: list[dict[str, Any]] = []
             unlisted: list[dict[str, Any]] = []
+            changed = False
             for row in rows.all():
                 status = by_id[row["task_id"]]
                 change = _observe(row, status, now, grace_seconds)
+                changed = changed or _shows_change(row, change)
                 change |= {
                     "b_library_id": library_id,
                     "b_task_id": row["task_id"],
@@ -388,6 +448,18 @@ def record_statuses(
                 conn.execute(_ANSWERED, answered)
             if unlisted:
                 conn.execute(_UNLISTED, unlisted)
+            if answered or unlisted:
+                _bump_version(conn, library_id, changed, checked_at=now)
+
+
+# What pages show of SMH's answer, besides the state and the first-running and finished times;
+# the check time is left out: it moves at every refresh and pages show it at a coarser step.
+_SHOWN_ANSWER = ("smh_status", "delete_count", "results", "last_answer")
+
+
+def _shows_change(row: RowMapping, change: dict[str, Any]) -> bool:
+    shown = ("state", "first_running_at", "finished_at", *_SHOWN_ANSWER)
+    return any(name in change and change[name] != row[name] for name in shown)
 
 
 def _observe(
@@ -438,6 +510,8 @@ def recheck_task(library_id: str, task_id: int, now: float) -> bool:
             )
             .values(state=states.PENDING, missing_since=None)
         )
+        if result.rowcount == 1:
+            _bump_version(conn, library_id)
         return result.rowcount == 1
 
 
