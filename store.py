@@ -295,17 +295,17 @@ def _bump_version(
     )
 
 
+# Built once: every poll runs it, and building a statement costs more than running it.
+_VERSIONS = select(
+    library_versions.c.library_id, library_versions.c.version, library_versions.c.checked_at
+).where(library_versions.c.library_id.in_(bindparam("library_ids", expanding=True)))
+
+
 def get_versions(library_ids: Iterable[str]) -> dict[str, LibraryVersion]:
     """Return each library's version (0, never checked, for one that never changed)."""
     versions = {i: LibraryVersion(0, None) for i in library_ids}
     with _engine().connect() as conn:
-        rows = conn.execute(
-            select(
-                library_versions.c.library_id,
-                library_versions.c.version,
-                library_versions.c.checked_at,
-            ).where(library_versions.c.library_id.in_(list(versions)))
-        )
+        rows = conn.execute(_VERSIONS, {"library_ids": list(versions)})
         for library_id, version, checked_at in rows:
             versions[library_id] = LibraryVersion(version, checked_at)
     return versions
@@ -327,18 +327,22 @@ def stale_ids(library_id: str, checked_before: float) -> list[int]:
         )
 
 
+# Built once, as every poll asks it.
+_DUE = (
+    select(tasks.c.task_id)
+    .where(
+        tasks.c.library_id == bindparam("library_id"),
+        tasks.c.state.in_(states.POLLED),
+        or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= bindparam("checked_before")),
+    )
+    .limit(1)
+)
+
+
 def has_due(library_id: str, checked_before: float) -> bool:
     """Tell whether any polled task was not asked about since `checked_before` (cheaply)."""
     with _engine().connect() as conn:
-        due = conn.scalar(
-            select(tasks.c.task_id)
-            .where(
-                tasks.c.library_id == library_id,
-                tasks.c.state.in_(states.POLLED),
-                or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= checked_before),
-            )
-            .limit(1)
-        )
+        due = conn.scalar(_DUE, {"library_id": library_id, "checked_before": checked_before})
     return due is not None
 
 
