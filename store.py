@@ -456,9 +456,10 @@ def record_statuses(
                 _bump_version(conn, library_id, changed, checked_at=now)
 
 
-# What pages show of SMH's answer, besides the state and the first-running and finished times;
-# the check time is left out: it moves at every refresh and pages show it at a coarser step.
-_SHOWN_ANSWER = ("smh_status", "delete_count", "results", "last_answer")
+# What pages show of SMH's answer: the task page shows it whole, and its status, count and
+# results are read from it, so comparing it (not each of them) finds every change. The check
+# time is left out: it moves at every refresh, and pages show it at a coarser step.
+_SHOWN_ANSWER = ("last_answer",)
 
 
 def _shows_change(row: RowMapping, change: dict[str, Any]) -> bool:
