@@ -50,10 +50,11 @@ def url(client, running):
     return poll_url(client.get("/libraries/lib1").get_data(as_text=True))
 
 
-def test_an_unchanged_poll_is_an_empty_204_that_keeps_polling(client, sim, url, next_window):
+def test_an_unchanged_poll_is_an_empty_204_that_keeps_polling(client, app, sim, url, next_window):
     calls = sim.calls["task.query"]
     next_window()
-    answer = poll(client, url)
+    # A client without the page's session cookie: the 204 must not start a session either.
+    answer = poll(app.test_client(), url)
 
     assert answer.status_code == 204
     assert answer.get_data() == b""
