@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from enum import Enum
 
@@ -38,6 +39,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+# A page redraws the "last checked" times it shows at this step even when nothing else changed:
+# SMH is asked every few seconds, and redrawing for each answer would make every poll a render.
+CHECKED_SHOWN_EVERY = 60.0
 
 
 class PastEnd(Enum):
@@ -66,18 +70,28 @@ def _library_or_404(library_id: str) -> Library:
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """Show every configured library with its tasks counted by state."""
-    return render_template("index.html", **_libraries_context())
+    configured = auth.visible_libraries()
+    return render_template("index.html", **_libraries_context(configured, _refresh(configured)))
 
 
 @bp.get("/summary")
 def index_rows() -> ResponseReturnValue:
     """Render the live part of the library list, for htmx to swap in on each poll."""
-    return render_template("index_rows.html", **_libraries_context())
-
-
-def _libraries_context() -> dict:
     configured = auth.visible_libraries()
-    outages = {lib.id: poller.request_refresh(lib) for lib in configured}
+    outages = _refresh(configured)
+    version = _libraries_version(outages)
+    if request.args.get("v") == version:
+        return _unchanged()
+    return render_template("index_rows.html", **_libraries_context(configured, outages, version))
+
+
+def _refresh(configured: list[Library]) -> dict[str, poller.Outage | None]:
+    return {lib.id: poller.request_refresh(lib) for lib in configured}
+
+
+def _libraries_context(
+    configured: list[Library], outages: dict[str, poller.Outage | None], version: str | None = None
+) -> dict:
     counts = store.count_states(lib.id for lib in configured)
     summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}
     running = sum(s["running"] for s in summaries.values())
@@ -90,7 +104,17 @@ def _libraries_context() -> dict:
         "live": any(s["polled"] for s in summaries.values()),
         "poll_seconds": poller.poll_seconds(worst),
         "now": poller.now(),
+        "version": version or _libraries_version(outages),
     }
+
+
+def _libraries_version(outages: dict[str, poller.Outage | None]) -> str:
+    versions = store.get_versions(outages)
+    worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
+    return _version(
+        [(i, versions[i].version, _shown_outage(o)) for i, o in outages.items()],
+        round(poller.poll_seconds(worst), 1),
+    )
 
 
 @bp.get("/libraries/<library_id>")
@@ -109,10 +133,59 @@ def library_rows(library_id: str) -> ResponseReturnValue:
     library = _library_or_404(library_id)
     state, page = _listing_args()
     outage = poller.request_refresh(library)
+    version = _listing_version(library, state, page, outage)
+    if request.args.get("v") == version:
+        return _unchanged()
     # A poll must always swap in: a page that emptied since (its tasks moved to another
     # filter) shows the last page rather than a 404 that htmx would not swap.
-    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE)
+    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE, version)
     return render_template("library_rows.html", **listing)
+
+
+def _unchanged() -> ResponseReturnValue:
+    # htmx 2 and 4 swap nothing on a 204 and the element keeps its trigger, so polling goes on;
+    # whatever ends polling changes the version, so that answer is always a render.
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
+def _version(*parts: object) -> str:
+    # A digest, not Python's hash(): every worker process must give a page the same version.
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def _shown_outage(outage: poller.Outage | None) -> tuple | None:
+    if outage is None:
+        return None
+    return (outage.since, outage.failures, outage.message, outage.status, outage.code)
+
+
+def _live_version(library: Library, outage: poller.Outage | None, *parts: object) -> str:
+    """Return the version of what a library's live section shows: any change changes it."""
+    shown = store.get_versions([library.id])[library.id]
+    checked = shown.checked_at // CHECKED_SHOWN_EVERY if shown.checked_at is not None else None
+    poll_seconds = poller.poll_seconds(outage)
+    since = poller.refreshing_since(library.id)
+    waiting = since if since is not None and poller.now() - since >= poll_seconds else None
+    return _version(
+        library.id,
+        shown.version,
+        checked,
+        _shown_outage(outage),
+        outage.request_id if outage else None,
+        round(poll_seconds, 1),
+        waiting,
+        auth.may_change(),
+        *parts,
+    )
+
+
+def _listing_version(
+    library: Library, state: str | None, page: int, outage: poller.Outage | None
+) -> str:
+    per_page = current_app.config["TASKS_PER_PAGE"]
+    return _live_version(library, outage, state, page, per_page)
 
 
 def _listing_args() -> tuple[str | None, int]:
@@ -128,7 +201,12 @@ def _listing_args() -> tuple[str | None, int]:
 
 
 def _listing(
-    library: Library, state: str | None, page: int, outage: poller.Outage | None, past_end: PastEnd
+    library: Library,
+    state: str | None,
+    page: int,
+    outage: poller.Outage | None,
+    past_end: PastEnd,
+    version: str | None = None,
 ) -> dict:
     summary = _summary(store.count_states([library.id])[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
@@ -152,6 +230,7 @@ def _listing(
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
+        "version": version or _listing_version(library, state, page, outage),
     }
 
 
@@ -271,7 +350,14 @@ def task_detail(library_id: str, task_id: int) -> ResponseReturnValue:
         # Untracked in another tab: say so in a fragment that polls no more, since htmx
         # would not swap a 404 and the page would keep asking.
         return render_template("task_gone.html", library=library, task_id=task_id)
-    return render_template("task_detail.html", **_task_context(library, task, outage))
+    version = _task_version(library, task, outage)
+    if request.args.get("v") == version:
+        return _unchanged()
+    return render_template("task_detail.html", **_task_context(library, task, outage, version))
+
+
+def _task_version(library: Library, task: store.Task, outage: poller.Outage | None) -> str:
+    return _live_version(library, outage, task.task_id)
 
 
 def _refreshed_task(
@@ -284,7 +370,9 @@ def _refreshed_task(
     return store.get_task(library.id, task_id), outage
 
 
-def _task_context(library: Library, task: store.Task, outage: poller.Outage | None) -> dict:
+def _task_context(
+    library: Library, task: store.Task, outage: poller.Outage | None, version: str | None = None
+) -> dict:
     return {
         "library": library,
         "task": task,
@@ -292,6 +380,7 @@ def _task_context(library: Library, task: store.Task, outage: poller.Outage | No
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
+        "version": version or _task_version(library, task, outage),
     }
 
 

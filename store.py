@@ -103,6 +103,24 @@ clears = Table(
     Column("claimed_by", String(200), nullable=False),
     Column("task_id", BigInteger),
 )
+# One row per library that ever changed: `version` goes up in the same transaction as every
+# write that changes what its pages show (a poll compares it before rendering anything), and
+# `checked_at` is when SMH was last asked about any of its tasks.
+library_versions = Table(
+    "library_versions",
+    metadata,
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("checked_at", Float),
+)
+
+
+@dataclass(frozen=True)
+class LibraryVersion:
+    """How far a library's shown record has changed: a counter, and when SMH was last asked."""
+
+    version: int
+    checked_at: float | None
 
 
 @dataclass(frozen=True)
@@ -296,6 +314,8 @@ def track_tasks(
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
             inserted = {row["task_id"] for row in rows if db.execute(insert_new, row).rowcount}
+        if inserted:
+            _bump_version(db, library_id)
     return [i for i in ids if i in inserted]
 
 
@@ -305,6 +325,8 @@ def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
         result = conn.execute(
             delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
         )
+        if result.rowcount:
+            _bump_version(conn, library_id)
         return result.rowcount
 
 
@@ -327,6 +349,7 @@ def untrack_tasks_undoably(
         if not rows:
             return []
         conn.execute(delete(tasks).where(*where))
+        _bump_version(conn, library_id)
         kept = {"at": now, "who": who[:200], "rows": rows}
         conn.execute(
             upsert(untracked)
@@ -355,7 +378,41 @@ def undo_untrack(library_id: str) -> list[int]:
         restored = upsert(tasks).on_conflict_do_nothing()
         # Tracked again since (say, pasted back in): the newer record stays.
         back = [r["task_id"] for r in row.rows if conn.execute(restored, r).rowcount]
+        if back:
+            _bump_version(conn, library_id)
     return sorted(back)
+
+
+def _bump_version(
+    conn: Connection, library_id: str, changed: bool = True, checked_at: float | None = None
+) -> None:
+    """Count a change to what the library's pages show, and note when SMH was last asked."""
+    values: dict[str, Any] = {"library_id": library_id, "version": 1}
+    bumped: dict[str, Any] = {"version": library_versions.c.version + (1 if changed else 0)}
+    if checked_at is not None:
+        values["checked_at"] = bumped["checked_at"] = checked_at
+    # One upsert: concurrent writers (threads, workers, `flask refresh`) each add theirs.
+    conn.execute(
+        upsert(library_versions)
+        .values(values)
+        .on_conflict_do_update(index_elements=[library_versions.c.library_id], set_=bumped)
+    )
+
+
+# Built once: every poll runs it, and building a statement costs more than running it.
+_VERSIONS = select(
+    library_versions.c.library_id, library_versions.c.version, library_versions.c.checked_at
+).where(library_versions.c.library_id.in_(bindparam("library_ids", expanding=True)))
+
+
+def get_versions(library_ids: Iterable[str]) -> dict[str, LibraryVersion]:
+    """Return each library's version (0, never checked, for one that never changed)."""
+    versions = {i: LibraryVersion(0, None) for i in library_ids}
+    with _engine().connect() as conn:
+        rows = conn.execute(_VERSIONS, {"library_ids": list(versions)})
+        for library_id, version, checked_at in rows:
+            versions[library_id] = LibraryVersion(version, checked_at)
+    return versions
 
 
 def stale_ids(library_id: str, checked_before: float) -> list[int]:
@@ -374,18 +431,22 @@ def stale_ids(library_id: str, checked_before: float) -> list[int]:
         )
 
 
+# Built once, as every poll asks it.
+_DUE = (
+    select(tasks.c.task_id)
+    .where(
+        tasks.c.library_id == bindparam("library_id"),
+        tasks.c.state.in_(states.POLLED),
+        or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= bindparam("checked_before")),
+    )
+    .limit(1)
+)
+
+
 def has_due(library_id: str, checked_before: float) -> bool:
     """Tell whether any polled task was not asked about since `checked_before` (cheaply)."""
     with _engine().connect() as conn:
-        due = conn.scalar(
-            select(tasks.c.task_id)
-            .where(
-                tasks.c.library_id == library_id,
-                tasks.c.state.in_(states.POLLED),
-                or_(tasks.c.checked_at.is_(None), tasks.c.checked_at <= checked_before),
-            )
-            .limit(1)
-        )
+        due = conn.scalar(_DUE, {"library_id": library_id, "checked_before": checked_before})
     return due is not None
 
 
@@ -471,6 +532,7 @@ def record_statuses(
             rows = conn.execute(
                 select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
                 .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
+                .add_columns(*(tasks.c[name] for name in _SHOWN_ANSWER))
                 .where(
                     tasks.c.library_id == library_id,
                     tasks.c.task_id.in_(chunk),
@@ -479,9 +541,11 @@ def record_statuses(
             ).mappings()
             answered: list[dict[str, Any]] = []
             unlisted: list[dict[str, Any]] = []
+            changed = False
             for row in rows.all():
                 status = by_id[row["task_id"]]
                 change = _observe(row, status, now, grace_seconds)
+                changed = changed or _shows_change(row, change)
                 change |= {
                     "b_library_id": library_id,
                     "b_task_id": row["task_id"],
@@ -492,6 +556,19 @@ def record_statuses(
                 conn.execute(_ANSWERED, answered)
             if unlisted:
                 conn.execute(_UNLISTED, unlisted)
+            if answered or unlisted:
+                _bump_version(conn, library_id, changed, checked_at=now)
+
+
+# What pages show of SMH's answer: the task page shows it whole, and its status, count and
+# results are read from it, so comparing it (not each of them) finds every change. The check
+# time is left out: it moves at every refresh, and pages show it at a coarser step.
+_SHOWN_ANSWER = ("last_answer",)
+
+
+def _shows_change(row: RowMapping, change: dict[str, Any]) -> bool:
+    shown = ("state", "first_running_at", "finished_at", *_SHOWN_ANSWER)
+    return any(name in change and change[name] != row[name] for name in shown)
 
 
 def _observe(
@@ -542,6 +619,8 @@ def recheck_task(library_id: str, task_id: int, now: float) -> bool:
             )
             .values(state=states.PENDING, missing_since=None)
         )
+        if result.rowcount == 1:
+            _bump_version(conn, library_id)
         return result.rowcount == 1
 
 

@@ -153,7 +153,8 @@ def open_page(
                 log.latencies.append(time.monotonic() - sent)
                 if not answer.ok:
                     log.errors += 1  # htmx 2 keeps the old element, which keeps polling
-                elif index == 0:
+                elif index == 0 and answer.status_code != 204:
+                    # A 204 (nothing new) leaves the element, and so its pollers, as they were.
                     replacement = find_pollers(answer.text)
             pollers = replacement
             if not pollers:
@@ -244,8 +245,24 @@ def time_requests(
         session.close()
 
 
+@dataclass(frozen=True)
+class Timed:
+    """One timed answer: seconds, status, body, and its size on the wire with headers."""
+
+    seconds: float
+    status: int
+    body: bytes
+    wire_bytes: int
+
+
 def get_timed(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
     """GET a path on a kept-alive connection; return the seconds it took and the body."""
+    timed = fetch_timed(connection, path)
+    return timed.seconds, timed.body
+
+
+def fetch_timed(connection: http.client.HTTPConnection, path: str) -> Timed:
+    """GET a path on a kept-alive connection as htmx would; a 200 or a 204 (nothing new)."""
     for attempt in range(2):
         try:
             start = time.perf_counter()
@@ -253,9 +270,12 @@ def get_timed(connection: http.client.HTTPConnection, path: str) -> tuple[float,
             response = connection.getresponse()
             body = response.read()
             elapsed = time.perf_counter() - start
-            if response.status != 200:
+            if response.status not in (200, 204):
                 raise RuntimeError(f"GET {path} answered {response.status}")
-            return elapsed, body
+            head = f"HTTP/1.1 {response.status} {response.reason}\r\n" + "".join(
+                f"{name}: {value}\r\n" for name, value in response.getheaders()
+            )
+            return Timed(elapsed, response.status, body, len(head.encode()) + 2 + len(body))
         except (http.client.HTTPException, ConnectionError):
             # gunicorn closes idle keep-alive connections after 2 s; open a new one once.
             connection.close()

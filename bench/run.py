@@ -120,7 +120,11 @@ def run(args: argparse.Namespace) -> str:
         "### Latency with a warm cache (ms), against /healthz on the same server",
         format_table(scenarios.LatencyRow.HEADERS, scenarios.latency_rows(latency)),
         "One sequential client; samples during which the dashboard asked SMH are dropped "
-        f"({sum(len(s.cold) for s in latency.values())} in all). Times include the client.",
+        f"({sum(len(s.cold) for s in latency.values())} in all). Times include the client. "
+        "A poll with nothing new sends the version its page was drawn at (`?v=`) and gets an "
+        "empty 204; a changed one renders the section (here: the same poll without `?v=`).",
+        "### Bytes per poll, on the wire with headers",
+        format_table(scenarios.BytesRow.HEADERS, scenarios.bytes_rows(latency)),
         "### Poll fragment cost as N grows",
         format_table(scenarios.GrowthRow.HEADERS, scenarios.growth_rows(latency)),
         "### Server memory",

@@ -20,6 +20,8 @@ from bench.clients import (
     IDS_PER_CALL,
     PageLog,
     Sample,
+    fetch_timed,
+    find_pollers,
     get_many,
     get_timed,
     new_session,
@@ -326,58 +328,81 @@ def measure_finish(
 
 @dataclass
 class LatencySamples:
-    """One library's timings by request, warm and cold, and the size of what its pages returned."""
+    """One library's timings by request, warm and cold, and the size of what its pages returned.
+
+    `rows` is a poll that renders (its page's version is not sent, as when something changed),
+    `unchanged` one that sends the version its page was drawn at and gets a 204.
+    """
 
     warm: dict[str, list[float]]
     cold: list[float]
     fragment_bytes: int
     page_bytes: int
     rows_shown: int
+    wire: dict[str, int]
 
 
 def measure_latency(stack: Stack, args: argparse.Namespace) -> dict[int, LatencySamples]:
-    """Time /healthz, the poll fragment and the page in turn, keeping only warm-cache samples.
+    """Time /healthz, both kinds of poll and the page in turn, keeping only warm-cache samples.
 
     One sequential client, nothing else running: a sample is warm when the simulator counted no
-    task query while it was served.
+    task query while it was served. An unchanged poll that renders after all (the library did
+    change) is dropped from the unchanged samples and its new version is used from then on.
     """
     results: dict[int, LatencySamples] = {}
     connection = http.client.HTTPConnection(HOST, stack.port, timeout=30)
     try:
         for n in args.tasks:
             library_id = f"load-{n}"
-            say(f"timing /healthz, the poll fragment and the page at N={n}")
+            say(f"timing /healthz, the polls and the page at N={n}")
             paths = {
                 "healthz": "/healthz",
+                "unchanged": "",
                 "rows": f"/libraries/{library_id}/rows",
                 "page": f"/libraries/{library_id}",
             }
             warm: dict[str, list[float]] = {name: [] for name in paths}
             cold: list[float] = []
-            sizes = {}
+            sizes: dict[str, int] = {}
+            wire: dict[str, int] = {}
             for path in paths.values():
-                get_timed(connection, path)
+                if path:
+                    get_timed(connection, path)
             queries = stack.upstream.count_task_queries()
             deadline = time.monotonic() + args.latency_seconds
             for _ in range(1000):
                 if time.monotonic() >= deadline:
                     break
                 for name, path in paths.items():
-                    elapsed, body = get_timed(connection, path)
-                    sizes[name] = len(body)
+                    if name == "unchanged" and not path:
+                        continue
+                    timed = fetch_timed(connection, path)
+                    if name == "rows":
+                        paths["unchanged"] = _poll_path(timed.body)
+                    if name == "unchanged" and timed.status != 204:
+                        paths["unchanged"] = _poll_path(timed.body)
+                        continue
+                    sizes[name], wire[name] = len(timed.body), timed.wire_bytes
                     if name == "healthz":
-                        warm[name].append(elapsed)
+                        warm[name].append(timed.seconds)
                         continue
                     now = stack.upstream.count_task_queries()
-                    (warm[name] if now == queries else cold).append(elapsed)
+                    (warm[name] if now == queries else cold).append(timed.seconds)
                     queries = now
             _, body = get_timed(connection, paths["rows"])
             results[n] = LatencySamples(
-                warm, cold, sizes["rows"], sizes["page"], body.count(b'<tr id="task-')
+                warm, cold, sizes["rows"], sizes["page"], body.count(b'<tr id="task-'), wire
             )
     finally:
         connection.close()
     return results
+
+
+def _poll_path(fragment: bytes) -> str:
+    pollers = find_pollers(fragment.decode())
+    if not pollers:
+        raise RuntimeError("the poll fragment stopped polling during the latency measurement")
+    return pollers[0].url
 
 
 @dataclass(frozen=True)
@@ -430,7 +455,8 @@ def latency_rows(results: dict[int, LatencySamples]) -> list[LatencyRow]:
         base = statistics.median(samples.warm["healthz"])
         for name, label in (
             ("healthz", "/healthz"),
-            ("rows", "poll fragment"),
+            ("unchanged", "poll, nothing new (204)"),
+            ("rows", "poll, changed (renders)"),
             ("page", "library page"),
         ):
             values = samples.warm[name]
@@ -440,8 +466,10 @@ def latency_rows(results: dict[int, LatencySamples]) -> list[LatencyRow]:
             median = statistics.median(values)
             ratio = median / base
             target, ok = "—", None
-            if name == "rows" and n == 100:
-                target, ok = f"≤ 3{TIMES}", ratio <= 3
+            if name == "unchanged":
+                target, ok = f"≤ 1.5{TIMES}", ratio <= 1.5
+            elif name == "rows" and samples.rows_shown >= ROWS_PER_PAGE:
+                target, ok = f"≤ 3{TIMES} (50 rows)", ratio <= 3
             rows.append(
                 LatencyRow(
                     n,
@@ -456,6 +484,55 @@ def latency_rows(results: dict[int, LatencySamples]) -> list[LatencyRow]:
                 )
             )
     return rows
+
+
+@dataclass(frozen=True)
+class BytesRow:
+    """What one poll of each kind carries at one N, on the wire with its headers, in bytes."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "N",
+        "Rows shown",
+        "/healthz",
+        "Poll, nothing new (204)",
+        "Poll, changed (200)",
+        "Target",
+        "Verdict",
+    )
+    LIMIT: ClassVar[int] = 1000
+
+    n: int
+    rows_shown: int
+    healthz: int
+    unchanged: int | None
+    changed: int
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        ok = None if self.unchanged is None else self.unchanged <= self.LIMIT
+        return (
+            f"N={self.n}",
+            str(self.rows_shown),
+            f"{self.healthz:,} B",
+            "—" if self.unchanged is None else f"{self.unchanged:,} B",
+            f"{self.changed / 1024:,.1f} KiB",
+            f"204 ≤ {self.LIMIT:,} B",
+            verdict(ok),
+        )
+
+
+def bytes_rows(results: dict[int, LatencySamples]) -> list[BytesRow]:
+    """Return the bytes each kind of poll carried at each N, beside /healthz's."""
+    return [
+        BytesRow(
+            n,
+            samples.rows_shown,
+            samples.wire["healthz"],
+            samples.wire.get("unchanged"),
+            samples.wire["rows"],
+        )
+        for n, samples in results.items()
+    ]
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def test_index_refreshes_itself_until_every_library_is_idle(client, app, sim, cl
     task_id = sim.add_task("lib1", run_seconds=30)
     track(app, clock, task_id)
     page = client.get("/").get_data(as_text=True)
-    assert 'hx-get="/summary"' in page
+    assert 'hx-get="/summary?v=' in page
     assert is_polling(page)
 
     clock.advance(31)
@@ -135,7 +135,7 @@ def test_polling_stops_once_everything_has_ended(client, app, sim, clock, next_w
     track(app, clock, task_id)
     fragment = client.get("/libraries/lib1/rows").get_data(as_text=True)
     assert is_polling(fragment)
-    assert 'hx-get="/libraries/lib1/rows"' in fragment
+    assert 'hx-get="/libraries/lib1/rows?v=' in fragment
     assert 'hx-sync="this:drop"' in fragment
     assert "<title>(1 running) Marketing assets</title>" in fragment
 
@@ -565,7 +565,7 @@ def test_task_page_shows_results_timeline_and_last_answer(client, app, sim, cloc
     next_window()
     page = client.get(f"/libraries/lib1/tasks/{task_id}").get_data(as_text=True)
     assert "Running" in page
-    assert f'hx-get="/libraries/lib1/tasks/{task_id}/detail"' in page
+    assert f'hx-get="/libraries/lib1/tasks/{task_id}/detail?v=' in page
 
     clock.advance(100)
     next_window()
@@ -617,7 +617,7 @@ def test_pages_work_under_a_path_prefix(settings, sim, clock, monkeypatch):
         .get("/libraries/lib1", headers={"X-Forwarded-Prefix": "/smh"})
         .get_data(as_text=True)
     )
-    assert 'hx-get="/smh/libraries/lib1/rows"' in page
+    assert 'hx-get="/smh/libraries/lib1/rows?v=' in page
     assert 'href="/smh/static/dashboard.css"' in page
     assert 'action="/smh/libraries/lib1/tasks"' in page
     app.extensions["store"].dispose()
