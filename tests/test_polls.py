@@ -118,6 +118,24 @@ def test_tracking_in_another_tab_renders(client, app, sim, clock, running, url, 
     assert (f'id="task-{running}"' in fragment) == (change == "track")
 
 
+def test_an_untrack_kept_for_undo_and_its_undo_render(client, app, clock, running, url):
+    other = 777
+    track(app, clock, other)
+    url = poll_url(poll(client, url).get_data(as_text=True))
+
+    with app.app_context():
+        store.untrack_tasks_undoably("lib1", [other], "ana", clock())
+    removed = poll(client, url)
+    assert removed.status_code == 200
+    assert 'id="task-777"' not in removed.get_data(as_text=True)
+
+    with app.app_context():
+        store.undo_untrack("lib1")
+    restored = poll(client, poll_url(removed.get_data(as_text=True)))
+    assert restored.status_code == 200
+    assert 'id="task-777"' in restored.get_data(as_text=True)
+
+
 def test_an_outage_starting_and_ending_renders(client, sim, url, next_window):
     sim.inject("error", endpoint="task.query", status=503, code="ServerOverloaded", times=1)
     next_window()
