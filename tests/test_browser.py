@@ -28,6 +28,9 @@ POLL_SECONDS = 2
 # How long to wait for something that should happen: wide for a loaded machine, and free when the
 # test passes, since each wait ends as soon as its event comes.
 WAIT_MS = 30_000
+if expect is not None:
+    # Assertions wait as long: most check that a poll has brought something onto the screen.
+    expect.set_options(timeout=WAIT_MS)
 ROWS = "/libraries/lib1/rows"
 OPERATOR = {"username": "ana", "password": "ana-s3cret"}
 VIEWER = {"username": "vic", "password": "vic-s3cret"}
