@@ -180,9 +180,9 @@ def test_an_api_caller_joins_a_long_refresh_and_is_answered_first(
     client, app, sim, clock, monkeypatch
 ):
     monkeypatch.setattr(poller, "REFRESH_STEP", 100)
-    ids = sim.add_tasks("lib1", 1000, run_seconds=600)
+    ids = sim.add_tasks("lib1", 2000, run_seconds=600)
     track(app, clock, *ids)
-    # Ten steps of half a second each: the whole refresh takes five seconds.
+    # Twenty steps of half a second each: the whole refresh takes ten seconds.
     sim.inject("latency", seconds=0.5, endpoint="task.query", times=None)
     client.get("/libraries/lib1")
 
