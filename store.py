@@ -483,15 +483,16 @@ def known_answers(library_id: str, task_ids: Iterable[int]) -> dict[int, dict | 
 # reads and people's writes (track, untrack) through between them, however large the refresh.
 RECORD_CHUNK = 500
 
+# The row as the refresh read it: another process (a second worker, `flask refresh`) may have
+# recorded a newer state since the read, and that one is never overwritten.
+_AS_READ = (
+    tasks.c.library_id == bindparam("b_library_id"),
+    tasks.c.task_id == bindparam("b_task_id"),
+    tasks.c.state == bindparam("b_state"),
+)
 _ANSWERED = (
     update(tasks)
-    .where(
-        tasks.c.library_id == bindparam("b_library_id"),
-        tasks.c.task_id == bindparam("b_task_id"),
-        # Another process (a second worker, `flask refresh`) may have recorded a newer state
-        # since the read: never overwrite it with this one.
-        tasks.c.state == bindparam("b_state"),
-    )
+    .where(*_AS_READ)
     .values(
         {
             name: bindparam(name)
@@ -511,11 +512,7 @@ _ANSWERED = (
 )
 _UNLISTED = (
     update(tasks)
-    .where(
-        tasks.c.library_id == bindparam("b_library_id"),
-        tasks.c.task_id == bindparam("b_task_id"),
-        tasks.c.state == bindparam("b_state"),
-    )
+    .where(*_AS_READ)
     .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at")})
 )
 
