@@ -14,7 +14,6 @@ import smh
 import store
 
 MAX_MESSAGE_LENGTH = 1000
-MAX_WHO_LENGTH = 200
 PER_PAGE = 50
 RECENT = 10
 
@@ -87,7 +86,7 @@ def record_activity(
     row = {
         "library_id": library_id,
         "at": at,
-        "who": who[:MAX_WHO_LENGTH],
+        "who": who[: store.MAX_WHO_LENGTH],
         "action": action.value,
         "outcome": outcome.value,
         "task_id": task_id,

@@ -47,6 +47,9 @@ import libraries
 import smh
 import states
 
+# The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
+MAX_WHO_LENGTH = 200
+
 metadata = MetaData()
 tasks = Table(
     "tasks",
@@ -74,7 +77,7 @@ activity = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), nullable=False),
     Column("at", Float, nullable=False),
-    Column("who", String(200), nullable=False),
+    Column("who", String(MAX_WHO_LENGTH), nullable=False),
     Column("action", String(32), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("task_id", BigInteger),
@@ -90,7 +93,7 @@ untracked = Table(
     metadata,
     Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
     Column("at", Float, nullable=False),
-    Column("who", String(200), nullable=False),
+    Column("who", String(MAX_WHO_LENGTH), nullable=False),
     Column("rows", JSON, nullable=False),
 )
 # One row per library: the last clear the dashboard let start, so that every process and every
@@ -100,7 +103,7 @@ clears = Table(
     metadata,
     Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), primary_key=True),
     Column("claimed_at", Float, nullable=False),
-    Column("claimed_by", String(200), nullable=False),
+    Column("claimed_by", String(MAX_WHO_LENGTH), nullable=False),
     Column("task_id", BigInteger),
 )
 # One row per library that ever changed: `version` goes up in the same transaction as every
@@ -350,7 +353,7 @@ def untrack_tasks_undoably(
             return []
         conn.execute(delete(tasks).where(*where))
         _bump_version(conn, library_id)
-        kept = {"at": now, "who": who[:200], "rows": rows}
+        kept = {"at": now, "who": who[:MAX_WHO_LENGTH], "rows": rows}
         conn.execute(
             upsert(untracked)
             .values(library_id=library_id, **kept)
