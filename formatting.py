@@ -19,13 +19,23 @@ def init_app(app: Flask) -> None:
     )
     # The vocabularies and limits pages show come from their one home, never copied into markup.
     app.jinja_env.globals.update(
-        badge=badge, last_seen=last_seen, FILTERS=states.FILTERS, inputs=inputs
+        badge=badge,
+        last_seen=last_seen,
+        hint=hint,
+        FILTERS=states.FILTERS,
+        states=states,
+        inputs=inputs,
     )
 
 
 def badge(task: store.Task) -> states.Badge:
     """Return a task's badge: its text and colour class."""
     return states.badge_for(task.state, task.smh_status)
+
+
+def hint(task: store.Task) -> str:
+    """Say in a sentence what a task's state means, where its badge alone may puzzle, or ''."""
+    return states.HINTS.get(task.state, "")
 
 
 def last_seen(task: store.Task) -> str:

@@ -13,6 +13,8 @@ import smh
 MAX_TASK_ID = smh.INT64_MAX
 MAX_IDS_AT_ONCE = smh.MAX_IDS_PER_CALL
 MAX_LABEL_LENGTH = 200
+# A search matches an id or part of a label, so nothing longer than a label can match.
+MAX_SEARCH_LENGTH = MAX_LABEL_LENGTH
 # How much of a refused list of task ids a page shows back: a hundred of the longest ids with
 # their separators fit whole, a pasted log does not.
 MAX_SHOWN_TASK_IDS = 4096
@@ -74,6 +76,18 @@ def parse_label(text: str) -> str:
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
     return label
+
+
+def parse_search(text: str) -> str | None:
+    """Return a search as used (trimmed; None when empty), or raise InputError if too long."""
+    search = text.strip()
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise InputError(
+            f"A search is at most {MAX_SEARCH_LENGTH} characters: a task id or part of a label."
+        )
+    if any(ord(c) < 32 for c in search):
+        raise InputError("A search is one line of text: a task id or part of a label.")
+    return search or None
 
 
 class TaskIdConverter(BaseConverter):

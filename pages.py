@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
+from collections.abc import Iterator
 from enum import Enum
 
 from flask import (
@@ -17,6 +19,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -25,6 +28,7 @@ from flask_wtf.csrf import CSRFProtect
 import activity
 import auth
 import clears
+import exports
 import inputs
 import poller
 import states
@@ -94,10 +98,10 @@ def _libraries_context(
 ) -> dict:
     counts = store.count_states(lib.id for lib in configured)
     summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}
-    running = sum(s["running"] for s in summaries.values())
+    everything = {name: sum(s[name] for s in summaries.values()) for name in _summary({})}
     worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
     return {
-        "title": f"({running} running) SMH media libraries" if running else "SMH media libraries",
+        "title": _title(everything, "SMH media libraries"),
         "libraries": configured,
         "summaries": summaries,
         "outages": outages,
@@ -122,8 +126,9 @@ def library(library_id: str) -> ResponseReturnValue:
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
+    search = _search_arg()
     outage = poller.request_refresh(library)
-    listing = _listing(library, state, page, outage, PastEnd.NOT_FOUND)
+    listing = _listing(library, state, page, outage, PastEnd.NOT_FOUND, search=search)
     return render_template("library.html", **listing, **_clearing(library), form={})
 
 
@@ -132,14 +137,49 @@ def library_rows(library_id: str) -> ResponseReturnValue:
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = _library_or_404(library_id)
     state, page = _listing_args()
+    search = _search_arg()
     outage = poller.request_refresh(library)
-    version = _listing_version(library, state, page, outage)
+    version = _listing_version(library, state, page, outage, search)
     if request.args.get("v") == version:
         return _unchanged()
     # A poll must always swap in: a page that emptied since (its tasks moved to another
     # filter) shows the last page rather than a 404 that htmx would not swap.
-    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE, version)
+    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE, version, search)
     return render_template("library_rows.html", **listing)
+
+
+@bp.get("/libraries/<library_id>/tasks.csv")
+def tasks_csv(library_id: str) -> ResponseReturnValue:
+    """Download the library's tasks as CSV, filtered and searched as its page is."""
+    library, _, tasks = _exported(library_id)
+    response = Response(stream_with_context(exports.csv_lines(tasks)), mimetype="text/csv")
+    return _attachment(response, library, "csv")
+
+
+@bp.get("/libraries/<library_id>/tasks.json")
+def tasks_json(library_id: str) -> ResponseReturnValue:
+    """Download the library's tasks as JSON, filtered and searched as its page is."""
+    library, chosen, tasks = _exported(library_id)
+    chunks = exports.json_chunks({"library_id": library.id, **chosen}, tasks)
+    response = Response(stream_with_context(chunks), mimetype="application/json")
+    return _attachment(response, library, "json")
+
+
+def _exported(library_id: str) -> tuple[Library, dict[str, object], Iterator[store.Task]]:
+    """Return the library, the filter and search chosen, and the tasks they select."""
+    library = _library_or_404(library_id)
+    state, _ = _listing_args()
+    search = _search_arg()
+    shown = states.FILTERS[state].states if state else None
+    tasks = store.iter_tasks(library.id, shown, search)
+    return library, {"state": state, "q": search}, tasks
+
+
+def _attachment(response: Response, library: Library, extension: str) -> Response:
+    day = time.strftime("%Y-%m-%d", time.gmtime(poller.now()))
+    filename = f"{library.id}-tasks-{day}.{extension}"
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    return response
 
 
 def _unchanged() -> ResponseReturnValue:
@@ -182,10 +222,14 @@ def _live_version(library: Library, outage: poller.Outage | None, *parts: object
 
 
 def _listing_version(
-    library: Library, state: str | None, page: int, outage: poller.Outage | None
+    library: Library,
+    state: str | None,
+    page: int,
+    outage: poller.Outage | None,
+    search: str | None = None,
 ) -> str:
     per_page = current_app.config["TASKS_PER_PAGE"]
-    return _live_version(library, outage, state, page, per_page)
+    return _live_version(library, outage, state, page, per_page, search)
 
 
 def _listing_args() -> tuple[str | None, int]:
@@ -200,6 +244,13 @@ def _listing_args() -> tuple[str | None, int]:
     return state, int(page)
 
 
+def _search_arg() -> str | None:
+    try:
+        return inputs.parse_search(request.args.get("q", ""))
+    except inputs.InputError as error:
+        abort(400, description=str(error))
+
+
 def _listing(
     library: Library,
     state: str | None,
@@ -207,30 +258,35 @@ def _listing(
     outage: poller.Outage | None,
     past_end: PastEnd,
     version: str | None = None,
+    search: str | None = None,
 ) -> dict:
-    summary = _summary(store.count_states([library.id])[library.id])
+    summary = _summary(store.count_states([library.id], search)[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
     pages = max(1, math.ceil((summary[state] if state else summary["all"]) / per_page))
     if page > pages and past_end is PastEnd.NOT_FOUND:
         abort(404, description=f"There is no page {page}; this list has {pages}.")
     page = min(page, pages)
     tasks = store.list_tasks(
-        library.id, states.FILTERS[state].states if state else None, (page - 1) * per_page, per_page
+        library.id,
+        states.FILTERS[state].states if state else None,
+        (page - 1) * per_page,
+        per_page,
+        search,
     )
-    running = f"({summary['running']} running) " if summary["running"] else ""
     return {
-        "title": f"{running}{library.name}",
+        "title": _title(summary, library.name),
         "library": library,
         "tasks": tasks,
         "summary": summary,
         "state": state,
+        "q": search,
         "page": page,
         "pages": pages,
         "outage": outage,
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
-        "version": version or _listing_version(library, state, page, outage),
+        "version": version or _listing_version(library, state, page, outage, search),
     }
 
 
@@ -240,7 +296,17 @@ def _summary(by_state: dict[str, int]) -> dict[str, int]:
     }
     summary["all"] = sum(by_state.values())
     summary["polled"] = sum(by_state.get(s, 0) for s in states.POLLED)
+    summary["ended_well"] = sum(by_state.get(s, 0) for s in states.ENDED_WELL)
     return summary
+
+
+def _title(summary: dict[str, int], name: str) -> str:
+    """Title a page by what it lists: how many run, or ✓ / ✕ once every one has ended."""
+    if summary["running"]:
+        return f"({summary['running']} running) {name}"
+    if not summary["all"] or summary["polled"]:
+        return name
+    return f"✓ {name}" if summary["ended_well"] == summary["all"] else f"✕ {name}"
 
 
 @bp.post("/libraries/<library_id>/tasks")

@@ -14,15 +14,22 @@ RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
 )
 # Tracked, but not answered for yet: the dashboard's own state, never SMH's.
 PENDING = "pending"
+# Tracked, and SMH has answered without it, still within the grace period (a mistyped id, or one
+# SMH does not list yet): still asked about, but not counted as running. Also the dashboard's own.
+NOT_FOUND = "not_found"
 
 # SMH tells a task's state by the `status` inside each item of its answer, not the HTTP status.
 STATE_BY_CODE = {202: RUNNING, 200: DONE, 204: DONE_EMPTY, 500: FAILED}
 
 # The dashboard keeps asking SMH about these. A status code SMH does not document (UNKNOWN) is
 # shown and not asked about again: a person can ask for another check (RECHECKABLE).
-POLLED = (PENDING, RUNNING)
+POLLED = (PENDING, RUNNING, NOT_FOUND)
 FINISHED = (DONE, DONE_EMPTY, FAILED)
 RECHECKABLE = (MISSING, UNKNOWN)
+# Counted as running in titles, counts and status lines: SMH has not said it does not know them.
+UNDER_WAY = (PENDING, RUNNING)
+# Ended well, and ended otherwise: what a page's title marks with ✓ or ✕ once nothing is polled.
+ENDED_WELL = (DONE, DONE_EMPTY)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class Filter:
 FILTERS = {
     f.name: f
     for f in (
-        Filter("running", "Running", POLLED),
+        Filter("running", "Running", UNDER_WAY),
+        Filter("not_found", "Not found yet", (NOT_FOUND,)),
         Filter("done", "Done", (DONE, DONE_EMPTY)),
         Filter("failed", "Failed", (FAILED,)),
         Filter("unknown", "Unknown", RECHECKABLE),
@@ -55,12 +63,21 @@ class Badge:
 
 BADGES = {
     PENDING: Badge("Waiting for SMH", "running"),
+    NOT_FOUND: Badge("Not found yet", "unknown"),
     RUNNING: Badge("Running", "running"),
     DONE: Badge("Done", "done"),
     DONE_EMPTY: Badge("Done, no result", "done"),
     FAILED: Badge("Failed", "failed"),
     UNKNOWN: Badge("Unknown status", "unknown"),
     MISSING: Badge("Unknown upstream", "unknown"),
+}
+
+
+# One sentence on what a state means where its badge alone would leave a person guessing.
+HINTS = {
+    NOT_FOUND: "SMH does not list this id yet, so it may be mistyped; the dashboard still asks.",
+    MISSING: "SMH no longer lists this id: it keeps tasks 30 days, or the id was never a task.",
+    UNKNOWN: "SMH sent a status code this dashboard does not know.",
 }
 
 

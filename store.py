@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -24,23 +24,31 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
+    and_,
     bindparam,
+    case,
+    cast,
     create_engine,
     delete,
     event,
+    false,
     func,
     inspect,
     or_,
     select,
     text,
+    true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
 
 import inputs
 import libraries
@@ -148,6 +156,12 @@ class Task:
     def is_polled(self) -> bool:
         """Tell whether the dashboard still asks SMH about this task."""
         return self.state in states.POLLED
+
+    @property
+    def error(self) -> str | None:
+        """Return what SMH said went wrong, from its result entries, or None if it said nothing."""
+        errors = [r["err"] for r in self.results or () if isinstance(r, dict) and r.get("err")]
+        return "; ".join(dict.fromkeys(errors)) or None
 
     @property
     def can_recheck(self) -> bool:
@@ -579,9 +593,15 @@ def _observe(
         # answer; only after the grace period is it forgotten (SMH keeps 30 days) or never
         # existed, and its last known state stays as it was.
         missing_since = row["missing_since"] or now
-        gone = now - missing_since >= grace_seconds
+        if now - missing_since >= grace_seconds:
+            state = states.MISSING
+        elif row["state"] == states.PENDING:
+            # Never listed yet, and now SMH has answered without it: no longer counted running.
+            state = states.NOT_FOUND
+        else:
+            state = row["state"]
         return {
-            "state": states.MISSING if gone else row["state"],
+            "state": state,
             "missing_since": missing_since,
             "checked_at": now,
         }
@@ -633,31 +653,91 @@ def get_task(library_id: str, task_id: int) -> Task | None:
     return Task(**row._mapping) if row else None
 
 
-def list_tasks(
-    library_id: str, states: Iterable[str] | None, offset: int = 0, limit: int | None = None
-) -> list[Task]:
-    """Return one page of the library's tasks, newest first, optionally only some states.
+def _matching(search: str | None) -> ColumnElement[bool]:
+    """Return the condition for tasks whose id is or starts with `search`, or whose label has it."""
+    if not search:
+        return true()
+    pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    in_label = tasks.c.label.ilike(f"%{pattern}%", escape="\\")
+    if not (search.isascii() and search.isdigit()):
+        return in_label
+    by_id = tasks.c.task_id == int(search) if int(search) <= inputs.MAX_TASK_ID else false()
+    id_prefix = cast(tasks.c.task_id, String).like(f"{pattern}%", escape="\\")
+    return or_(by_id, id_prefix, in_label)
 
-    A listing leaves out the result entries and SMH's last answer (None here): decoding them
-    for every row of every poll would cost more than the rest of the page; get_task has them.
+
+# Listings read a failed task's result entries (its error) and nothing else of SMH's answer:
+# decoding every row's entries and last answer on every poll would cost more than the page.
+_LISTED = (
+    *(c for c in tasks.c if c.name not in ("results", "last_answer")),
+    type_coerce(case((tasks.c.state == states.FAILED, tasks.c.results)), JSON).label("results"),
+)
+_NEWEST_FIRST = (tasks.c.added_at.desc(), tasks.c.task_id.desc())
+
+
+def list_tasks(
+    library_id: str,
+    states: Iterable[str] | None,
+    offset: int = 0,
+    limit: int | None = None,
+    search: str | None = None,
+) -> list[Task]:
+    """Return one page of the library's tasks, newest first, optionally only some states or
+    those matching a search (see _matching).
+
+    A listing leaves out SMH's last answer (None here), and the result entries of every task
+    but a failed one; get_task has them all.
     """
-    listed = [c for c in tasks.c if c.name not in ("results", "last_answer")]
-    query = select(*listed).where(tasks.c.library_id == library_id)
-    if states is not None:
-        query = query.where(tasks.c.state.in_(list(states)))
-    query = query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
+    query = _listed(library_id, states, search).order_by(*_NEWEST_FIRST)
     with _engine().connect() as conn:
         rows = conn.execute(query.offset(offset).limit(limit))
-        return [Task(**row._mapping, results=None, last_answer=None) for row in rows]
+        return [Task(**row._mapping, last_answer=None) for row in rows]
 
 
-def count_states(library_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Count tasks by state for each library: {library_id: {state: n}}."""
+def iter_tasks(
+    library_id: str, states: Iterable[str] | None, search: str | None = None, batch: int = 500
+) -> Iterator[Task]:
+    """Yield all the library's tasks a listing would show, newest first, a batch per query.
+
+    Each batch starts after the last row of the one before (not at an offset), on a connection
+    of its own, so that a slow reader holds no transaction open and skips or repeats no row.
+    """
+    state_list = list(states) if states is not None else None
+    after: tuple[float, int] | None = None
+    while True:
+        query = _listed(library_id, state_list, search)
+        if after is not None:
+            added_at, task_id = after
+            query = query.where(
+                or_(
+                    tasks.c.added_at < added_at,
+                    and_(tasks.c.added_at == added_at, tasks.c.task_id < task_id),
+                )
+            )
+        with _engine().connect() as conn:
+            rows = conn.execute(query.order_by(*_NEWEST_FIRST).limit(batch)).all()
+        yield from (Task(**row._mapping, last_answer=None) for row in rows)
+        if len(rows) < batch:
+            return
+        after = (rows[-1].added_at, rows[-1].task_id)
+
+
+def _listed(library_id: str, states: Iterable[str] | None, search: str | None) -> Select:
+    query = select(*_LISTED).where(tasks.c.library_id == library_id, _matching(search))
+    if states is not None:
+        query = query.where(tasks.c.state.in_(list(states)))
+    return query
+
+
+def count_states(
+    library_ids: Iterable[str], search: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Count tasks by state for each library, only those matching a search if given."""
     counts: dict[str, dict[str, int]] = {i: {} for i in library_ids}
     with _engine().connect() as conn:
         rows = conn.execute(
             select(tasks.c.library_id, tasks.c.state, func.count())
-            .where(tasks.c.library_id.in_(list(counts)))
+            .where(tasks.c.library_id.in_(list(counts)), _matching(search))
             .group_by(tasks.c.library_id, tasks.c.state)
         )
         for library_id, state, n in rows:

@@ -179,7 +179,7 @@ def test_a_viewer_reads_everything_but_sees_no_forms(client, app, sim, clock, ne
     assert f'id="task-{task_id}"' in page
     assert "Unknown upstream" in detail
     for html in (page, rows, detail):
-        assert "<form" not in html
+        assert 'method="post"' not in html
         assert "Untrack" not in html
         assert "Check again" not in html
     operator = client.get("/libraries/lib1/tasks/31337", **as_user("ana")).get_data(as_text=True)
@@ -357,7 +357,7 @@ def test_read_only_turns_every_change_off(build, settings, clock, users_file):
 
     for html in (page, task):
         assert "Read-only:" in html
-        assert "<form" not in html
+        assert 'method="post"' not in html
     assert [p.status_code for p in posts] == [403] * 3
     assert "read-only" in posts[0].get_data(as_text=True)
     assert tracked_ids(app) == [5]

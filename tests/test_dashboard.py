@@ -47,7 +47,7 @@ def test_index_lists_each_library_with_counts_and_link(client, app, sim, clock):
 
     assert 'href="/libraries/lib1">Marketing assets</a>' in page
     assert "<code>lib1</code>" in page
-    assert counts(page) == [1, 1, 0, 0, 2]  # running, done, failed, unknown, tracked
+    assert counts(page) == [1, 0, 1, 0, 0, 2]  # running, not found yet, done, failed, unknown, all
     assert "<title>(1 running) SMH media libraries</title>" in page
 
 
@@ -62,9 +62,9 @@ def test_index_refreshes_itself_until_every_library_is_idle(client, app, sim, cl
     next_window()
     fragment = client.get("/summary").get_data(as_text=True)
 
-    assert counts(fragment) == [0, 1, 0, 0, 1]
+    assert counts(fragment) == [0, 0, 1, 0, 0, 1]
     assert not is_polling(fragment)
-    assert "<title>SMH media libraries</title>" in fragment
+    assert "<title>✓ SMH media libraries</title>" in fragment
 
 
 def test_index_without_libraries_explains_how_to_configure(settings, clock, monkeypatch):
@@ -146,7 +146,7 @@ def test_polling_stops_once_everything_has_ended(client, app, sim, clock, next_w
     assert badge_text(fragment, task_id) == "Done"
     assert not is_polling(fragment)
     assert "this page no longer refreshes itself" in fragment
-    assert "<title>Marketing assets</title>" in fragment
+    assert "<title>✓ Marketing assets</title>" in fragment
 
 
 def test_poll_interval_follows_the_setting(settings, sim, clock, monkeypatch):
@@ -230,7 +230,7 @@ def test_state_filter_stays_in_the_url(client, app, sim, clock, state, shown, hi
     if shown:
         assert f'id="task-{tasks[shown]}"' in page
     else:
-        assert f"No {state} tasks." in page
+        assert f"No tasks in “{state.capitalize()}”." in page
     assert f'id="task-{tasks[hidden]}"' not in page
     assert f'href="/libraries/lib1?state={state}"\n        aria-current="page"' in page
     assert f"/libraries/lib1/rows?state={state}" in page
@@ -390,14 +390,20 @@ def test_unknown_upstream_after_grace_period_then_check_again(
 ):
     track(app, clock, 31337)
     page = client.get("/libraries/lib1").get_data(as_text=True)
-    assert badge_text(page, 31337) == "Waiting for SMH"
+    # SMH has answered once without it: not found yet, still asked about, not running.
+    assert badge_text(page, 31337) == "Not found yet"
+    assert "it may be mistyped" in row(page, 31337)
     assert is_polling(page)
+    assert "<title>Marketing assets</title>" in page
+    assert "0 running, 1 not found yet · checking every" in page
 
     clock.advance(121)
     next_window()
     page = client.get("/libraries/lib1").get_data(as_text=True)
     assert badge_text(page, 31337) == "Unknown upstream"
+    assert "it keeps tasks 30 days, or the id was never a task" in row(page, 31337)
     assert not is_polling(page)
+    assert "<title>✕ Marketing assets</title>" in page
     assert "Check again" in row(page, 31337)
 
     sim.add_task("lib1", task_id=31337, run_seconds=600)
@@ -575,7 +581,9 @@ def test_task_page_shows_results_timeline_and_last_answer(client, app, sim, cloc
     assert "Big one" in page
     assert "4,321 versions deleted" in page
     assert "First seen running" in page
-    assert "after 2 min 20 s" in page
+    assert "Seen finished" in page
+    assert "2 min 20 s after it was tracked" in page
+    assert "When the dashboard noticed" in page
     assert "&#34;deleteCount&#34;: 4321" in page
     assert "hx-trigger" not in page
 
@@ -680,7 +688,7 @@ def test_a_poll_of_a_page_that_emptied_shows_the_last_page(client, app, sim, clo
     response = client.get("/libraries/lib1/rows?state=running&page=2")
 
     assert response.status_code == 200
-    assert "No running tasks." in response.get_data(as_text=True)
+    assert "No tasks in “Running”." in response.get_data(as_text=True)
     assert not is_polling(response.get_data(as_text=True))
 
 
