@@ -40,6 +40,8 @@ PAGES = [
     "/libraries/lib1/rows",
     "/libraries/lib1/tasks/5",
     "/libraries/lib1/tasks/5/detail",
+    "/libraries/lib1/tasks.csv",
+    "/libraries/lib1/tasks.json",
     "/no/such/page",
 ]
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy")
@@ -232,6 +234,8 @@ def test_an_operator_tracks_and_untracks_and_the_log_names_them(client, app, clo
         "/libraries/{id}/rows",
         "/libraries/{id}/tasks/5",
         "/libraries/{id}/tasks/5/detail",
+        "/libraries/{id}/tasks.csv",
+        "/libraries/{id}/tasks.json",
         "/api/v1/task/{id}/5",
     ],
 )
