@@ -135,7 +135,7 @@ def test_running_task_turns_done_without_reload(page, sim, clock, track):
     seen_before_done = len(requests)
     expect(badge).to_have_text("Done", timeout=WAIT_MS)
     expect(deleted).to_have_text("1,234")
-    expect(page).to_have_title("Marketing assets")
+    expect(page).to_have_title("✓ Marketing assets")
     expect(
         page.get_by_text("Nothing running: this page no longer refreshes itself.")
     ).to_be_visible()
@@ -276,7 +276,8 @@ def test_a_viewer_sees_their_name_and_no_forms(browser, live_server, page, sim, 
         expect(viewer.locator("header .who")).to_have_text("Signed in as vic · viewer")
         expect(viewer.locator(f"#task-{task_id} .badge")).to_have_text("Running")
         expect(viewer.get_by_label("Track task ids")).to_have_count(0)
-        expect(viewer.get_by_role("button")).to_have_count(0)
+        # Searching is reading: the one button a viewer has.
+        expect(viewer.get_by_role("button")).to_have_text(["Search"])
         with viewer.expect_response(_is_poll, timeout=WAIT_MS) as poll:
             pass
         assert poll.value.status in (200, 204)
@@ -332,3 +333,29 @@ def test_ticks_survive_polls_and_an_untrack_can_be_undone(page, sim, track):
     page.get_by_role("button", name="Undo untrack").click()
     expect(page.get_by_role("status")).to_have_text("2 tasks tracked again.")
     expect(page.locator("#tasks tbody tr")).to_have_count(3)
+
+
+def test_a_search_typed_while_polling_is_kept_and_then_polled(page, sim, track):
+    for task_id in (1000, 2000):
+        sim.add_task("lib1", task_id=task_id, run_seconds=600)
+    track(1000, label="spring")
+    track(2000, label="autumn")
+    page.goto("/libraries/lib1")
+    rows = page.locator("#tasks tbody tr")
+    expect(rows).to_have_count(2)
+    search = page.get_by_role("searchbox", name="Search tasks")
+
+    search.press_sequentially("SPR")
+    with page.expect_request(_is_poll, timeout=WAIT_MS):
+        pass
+    expect(search).to_be_focused()
+    expect(search).to_have_value("SPR")
+
+    search.press("Enter")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#task-1000")).to_have_count(1)
+    expect(page.get_by_role("link", name="All 1")).to_have_attribute("aria-current", "page")
+    with page.expect_request(_is_poll, timeout=WAIT_MS) as poll:
+        pass
+    assert "q=SPR" in poll.value.url
+    expect(page.locator("#task-2000")).to_have_count(0)

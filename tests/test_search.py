@@ -103,6 +103,12 @@ def test_a_search_too_long_is_a_clear_400(client, path):
     assert "A search is at most 200 characters" in response.get_data(as_text=True)
 
 
+def test_a_search_of_several_lines_is_a_clear_400(client):
+    response = client.get("/libraries/lib1", query_string={"q": "a\nb"})
+    assert response.status_code == 400
+    assert "A search is one line of text" in response.get_data(as_text=True)
+
+
 def test_the_page_links_to_exports_of_what_it_lists(client, labelled):
     page = client.get("/libraries/lib1?state=running&q=done").get_data(as_text=True)
     assert 'href="/libraries/lib1/tasks.csv?state=running&amp;q=done"' in page
