@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+import exports
 import store
 
 
@@ -190,3 +191,27 @@ def test_an_unknown_filter_on_an_export_is_a_clear_400(client):
     response = client.get("/libraries/lib1/tasks.csv?state=everything")
     assert response.status_code == 400
     assert "Unknown state filter" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("label", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("a=1", "a=1"),
+        ("春季", "春季"),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_start_with_an_apostrophe(
+    client, app, clock, label, cell
+):
+    track(app, clock, 1, label=label)
+    body = client.get("/libraries/lib1/tasks.csv").get_data(as_text=True).lstrip("\ufeff")
+    assert next(csv.DictReader(io.StringIO(body)))["label"] == cell
+
+
+@pytest.mark.parametrize("start", ["\t", "\r"])
+def test_csv_cells_starting_with_tab_or_cr_start_with_an_apostrophe(start):
+    assert exports.csv_cell(start + "=cmd") == "'" + start + "=cmd"
