@@ -16,6 +16,8 @@ import config
 import errors
 import formatting
 import libraries
+import logs
+import metrics
 import openapi
 import pages
 import poller
@@ -47,6 +49,12 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # Polls of one page must not outlive its CSRF token mid-shift: tokens live as long as the tab.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
+    # First, so that every line a start-up or a request logs has the format and the request id,
+    # and polls are timed from before sign-in.
+    logs.init_app(app)
+    metrics.init_app(
+        app, lambda: store.count_states(library.id for library in libraries.all_libraries())
+    )
     store.init_app(app)
     libraries.init_app(app, configured)
     poller.init_app(app)

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
-from flask.logging import default_handler
+from flask.logging import default_handler, has_level_handler
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import libraries
+import metrics
 import poller
 from libraries import Library
 from users import User
@@ -121,7 +122,7 @@ def init_app(app: Flask, users: dict[str, User]) -> None:
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = SessionInterface()
-    if not activity.handlers:
+    if not has_level_handler(activity):
         # One line per change in the server's error log (wsgi.errors), however logging is set up.
         activity.addHandler(default_handler)
         activity.setLevel(logging.INFO)
@@ -172,15 +173,20 @@ def _sees(library_id: str) -> bool:
 
 def guard_request() -> None:
     """Sign the request in, then refuse a change that the mode, the role or its origin forbids."""
-    if request.endpoint in OPEN_ENDPOINTS:
+    scraping = request.endpoint == metrics.ENDPOINT
+    if request.endpoint in OPEN_ENDPOINTS or (
+        scraping and current_app.config["METRICS"] is metrics.Access.OPEN
+    ):
         return
     guard = _guard()
     if guard.users:
         g.user = _signed_in_user(guard)
+    user = current_user()
+    if scraping and user is not None and user.libraries is not None:
+        abort(403, description=f"{user.name} sees only some libraries; metrics count them all.")
     # A path or method that does not exist answers as such, once the caller has signed in.
     if request.method in SAFE_METHODS or request.routing_exception is not None:
         return
-    user = current_user()
     if guard.read_only:
         abort(403, description="This dashboard is read-only: nothing can be changed here.")
     if user is not None and not user.is_operator:

@@ -7,7 +7,11 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
+from enum import Enum
+from typing import TypeVar
 
+import logs
+import metrics
 import smh
 
 DEFAULTS = {
@@ -48,6 +52,9 @@ DEFAULTS = {
     "SMH_AUTH_PROXY_HEADER": None,
     "SMH_AUTH_PROXY_IPS": (),
     "SMH_READ_ONLY": False,
+    # Who may read /metrics: off (404), signed-in (people in the users file), or open to anyone.
+    "METRICS": "off",
+    "LOG_FORMAT": "text",
 }
 
 NUMBERS = {
@@ -71,6 +78,9 @@ BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND", "SMH_READ_ONLY"}
 
 # Settings that only code can give: a list of libraries has no sensible one-string form.
 CODE_ONLY = {"SMH_LIBRARIES"}
+
+
+E = TypeVar("E", bound=Enum)
 
 
 class ConfigError(ValueError):
@@ -102,12 +112,30 @@ def check_settings(config: dict) -> None:
         config[name] = value
     for name in BOOLEANS:
         config[name] = _flag(name, config.get(name))
+    config["METRICS"] = _choice("METRICS", metrics.Access, config.get("METRICS"))
+    config["LOG_FORMAT"] = _choice("LOG_FORMAT", logs.LogFormat, config.get("LOG_FORMAT"))
+    if config["METRICS"] is metrics.Access.SIGNED_IN and not config.get("SMH_USERS_FILE"):
+        raise ConfigError(
+            "METRICS=signed-in needs SMH_USERS_FILE: without users nobody can sign in "
+            "(METRICS=open lets anyone who reaches the dashboard read them)"
+        )
     config["SMH_AUTH_PROXY_IPS"] = _networks("SMH_AUTH_PROXY_IPS", config.get("SMH_AUTH_PROXY_IPS"))
     if bool(config.get("SMH_AUTH_PROXY_HEADER")) != bool(config["SMH_AUTH_PROXY_IPS"]):
         raise ConfigError(
             "SMH_AUTH_PROXY_HEADER and SMH_AUTH_PROXY_IPS go together: the header is trusted "
             "only from those addresses"
         )
+
+
+def _choice(name: str, kind: type[E], raw: object) -> E:
+    if isinstance(raw, kind):
+        return raw
+    text = str(raw).strip().lower()
+    for member in kind:
+        if member.value == text:
+            return member
+    names = " or ".join(str(member.value) for member in kind)
+    raise ConfigError(f"{name} must be {names}, not {raw!r}")
 
 
 def _flag(name: str, raw: object) -> bool:

@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from flask_caching import Cache
 
 import libraries
+import metrics
 import smh
 import states
 import store
@@ -139,9 +140,11 @@ def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     # Entries carry their fetch time so that a window also ends by the poller's clock, which
     # tests move by hand; the cache's own timeout ends it by the wall clock.
     oldest = now() - _window()
-    return {
+    found = {
         i: v[1] for i, v in zip(task_ids, values, strict=True) if v is not None and v[0] > oldest
     }
+    metrics.count_cache_lookups(hits=len(found), misses=len(task_ids) - len(found))
+    return found
 
 
 def request_refresh(library: Library) -> Outage | None:

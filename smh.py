@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import requests
 import urllib3
 
+import metrics
 import states
 
 log = logging.getLogger(__name__)
@@ -390,6 +391,28 @@ class _CallBudget:
         return True
 
 
+def _endpoint(method: str, path: str) -> str:
+    """Name the SMH endpoint a call goes to, as the simulator does; never its URL."""
+    if path == "/api/v1/token":
+        return "token.create"
+    if path.startswith("/api/v1/token/"):
+        return "token.renew" if method == "POST" else "token.delete"
+    if path.startswith("/api/v1/task/"):
+        return "task.query"
+    if path.endswith("/library-history"):
+        return {"GET": "history.get", "POST": "history.set"}.get(method, "history.clear")
+    return "other"
+
+
+def _outcome(error: SMHError) -> str:
+    """Name how a failed call failed, in a few words a dashboard can group by."""
+    if error.code in ("Timeout", "Unreachable"):
+        return error.code.lower()
+    if error.code in ("BadAnswer", "AnswerTooLarge") or error.status is None:
+        return "bad_answer"
+    return f"http_{error.status // 100}xx"
+
+
 def default_base_url(library_id: str) -> str:
     """Return SMH's per-library API host."""
     return f"https://{library_id}.api.tencentsmh.cn"
@@ -603,12 +626,14 @@ class SMHClient:
         if self.user_id:
             params["user_id"] = self.user_id
         self._accept_token(self._request("GET", "/api/v1/token", params, retry=True))
+        metrics.count_token_mint("new")
         log.info("minted an SMH access token for library %s", self.library_id)
 
     def _renew_locked(self) -> None:
         path = f"/api/v1/token/{self.library_id}/{urllib.parse.quote(self._token or '', safe='')}"
         try:
             self._accept_token(self._request("POST", path, {}, retry=False))
+            metrics.count_token_mint("renewed")
             log.info("renewed the SMH access token for library %s", self.library_id)
         except SMHError as error:
             log.info(
@@ -662,6 +687,44 @@ class SMHClient:
                 self._sleep(delay)
 
     def _send(self, method: str, path: str, params: dict, json_body: dict | None = None) -> object:
+        """Make one HTTP call; count it and log one line about it, without its URL."""
+        endpoint = _endpoint(method, path)
+        started = time.monotonic()
+        outcome, status, request_id = "error", None, None
+        try:
+            status, answer = self._exchange(method, path, params, json_body)
+        except SMHError as error:
+            outcome, status, request_id = _outcome(error), error.status, error.request_id
+            raise
+        else:
+            outcome = "ok"
+            return answer
+        finally:
+            milliseconds = (time.monotonic() - started) * 1000
+            metrics.count_smh_call(endpoint, outcome)
+            log.info(
+                "SMH %s for library %s: %s, HTTP %s, request id %s, %.0f ms",
+                endpoint,
+                self.library_id,
+                outcome,
+                status if status is not None else "-",
+                request_id or "-",
+                milliseconds,
+                extra={
+                    "fields": {
+                        "smh_endpoint": endpoint,
+                        "library": self.library_id,
+                        "outcome": outcome,
+                        "status": status,
+                        "smh_request_id": request_id,
+                        "duration_ms": round(milliseconds, 1),
+                    }
+                },
+            )
+
+    def _exchange(
+        self, method: str, path: str, params: dict, json_body: dict | None = None
+    ) -> tuple[int, object]:
         url = self.base_url + path
         call = redact(f"{method} {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}")
         deadline = time.monotonic() + self.answer_seconds
@@ -697,9 +760,9 @@ class SMHClient:
             credentials = [str(c) for c in (*sent, self._secret) if c]
             raise self._error_from(response, body, call, credentials)
         if not body.strip():
-            return None
+            return status, None
         try:
-            return _decode_json(body)
+            return status, _decode_json(body)
         except _Unreadable as reason:
             raise SMHError(
                 f"SMH answered {call} with {reason}", status=status, code="BadAnswer"

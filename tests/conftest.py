@@ -19,7 +19,12 @@ OTHER_SECRET = "lib2-very-secret-key"
 def clean_environment(monkeypatch):
     """Keep the developer's own SMH_* settings out of every test."""
     for name in list(os.environ):
-        if name.startswith(("SMH_", "CACHE_")) or name in ("DATABASE_URL", "FLASK_SECRET_KEY"):
+        if name.startswith(("SMH_", "CACHE_")) or name in (
+            "DATABASE_URL",
+            "FLASK_SECRET_KEY",
+            "METRICS",
+            "LOG_FORMAT",
+        ):
             monkeypatch.delenv(name)
 
 

@@ -49,7 +49,8 @@ def test_refresh_polls_once_and_prints_a_table(runner, app, sim, clock):
     result = runner.invoke(args=["refresh"])
 
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    # The table is standard output; the log's line per SMH call goes to standard error.
+    lines = result.stdout.splitlines()
     assert lines[0].split() == ["LIBRARY", "TASK", "STATE", "DELETED", "LABEL"]
     assert lines[1].split() == ["lib1", str(done), "done", "321"]
     assert lines[2].split() == ["lib1", str(running), "running"]
