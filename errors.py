@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
+from i18n import gettext
 
 API_CODES = {
     401: "SignInRequired",
@@ -42,7 +43,7 @@ def wants_json() -> bool:
 
 def form_expired(error: CSRFError) -> ResponseReturnValue:
     """Explain a rejected form instead of a bare 400."""
-    message = (
+    message = gettext(
         "This form has expired or did not come from this dashboard. Reload the page and try again."
     )
     return render_template("error.html", status=400, message=message), 400
@@ -64,7 +65,7 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
 
 def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
     """Refuse an oversized request in a sentence, without having read it."""
-    message = "That form is too large for the dashboard to read. Send less at once."
+    message = gettext("That form is too large for the dashboard to read. Send less at once.")
     return http_error(RequestEntityTooLarge(message))
 
 
@@ -74,7 +75,7 @@ def database_busy(error: Exception) -> ResponseReturnValue:
     current_app.logger.warning(
         "database busy on %s %s: %s", request.method, request.path, str(error).splitlines()[0]
     )
-    message = "The database is busy; try again in a few seconds."
+    message = gettext("The database is busy; try again in a few seconds.")
     headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
     if wants_json():
         response = api.error(503, "ServiceUnavailable", message)
@@ -88,7 +89,7 @@ def server_error(error: Exception) -> ResponseReturnValue:
     if isinstance(error, HTTPException):
         return http_error(error)
     current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
-    message = "Something went wrong on the dashboard. The error was logged."
+    message = gettext("Something went wrong on the dashboard. The error was logged.")
     if wants_json():
         return api.error(500, "InternalServerError", message)
     return render_template("error.html", status=500, message=message), 500
