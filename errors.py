@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
-from i18n import gettext
+from i18n import gettext, lazy_gettext
 
 API_CODES = {
     401: "SignInRequired",
@@ -19,6 +19,12 @@ API_CODES = {
     405: "MethodNotAllowed",
     413: "RequestTooLarge",
     429: "TooManyRequests",
+}
+# Said on a page instead of Werkzeug's own English description, when a route gave none.
+PAGE_MESSAGES = {
+    400: lazy_gettext("The dashboard could not understand that request."),
+    404: lazy_gettext("There is no such page on this dashboard: check the address."),
+    405: lazy_gettext("This address does not take that kind of request."),
 }
 # Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
 MAX_MESSAGE_LENGTH = 300
@@ -53,6 +59,8 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     status = error.code or 400
     message = error.description or error.name
+    if not wants_json() and error.description == type(error).description:
+        message = str(PAGE_MESSAGES.get(status, message))
     if len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
     # Keep the headers the error brings (WWW-Authenticate, Retry-After, Allow), not its type.

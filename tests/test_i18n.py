@@ -66,6 +66,11 @@ def test_flash_messages_and_error_pages_are_chinese(client, app, sim):
     assert html_lang(missing) == "zh-CN"
     assert "此处未配置媒体库“nope”。" in shown(missing)
 
+    nowhere = client.get("/no/such/page", headers=CHINESE)
+    assert nowhere.status_code == 404
+    assert "控制台上没有此页面" in shown(nowhere)
+    assert "There is no such page" in shown(client.get("/no/such/page"))
+
     refused = client.post(
         "/libraries/lib1/tasks", data={"task_ids": "12x", "csrf_token": token}, headers=CHINESE
     )
