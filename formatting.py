@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
-from babel.numbers import format_decimal
+from babel.numbers import get_group_symbol
 from flask import Flask
 
 import inputs
@@ -37,8 +38,16 @@ def last_seen(task: store.Task) -> str:
 
 def number(value: int | None) -> str:
     """Format a count with the locale's thousands separators, or an em dash when there is none."""
-    # Outside a request (the CLI) there is no reader's locale: English, as the CLI speaks.
-    return "—" if value is None else format_decimal(value, locale=get_locale())
+    if value is None:
+        return "—"
+    # Babel's format_decimal costs ~20x more, and every row shows counts. The dashboard's
+    # languages all group digits by three; only the separator differs.
+    return f"{value:,}".replace(",", _group_symbol(get_locale()))
+
+
+@functools.cache
+def _group_symbol(locale: str) -> str:
+    return get_group_symbol(locale)
 
 
 def pretty_json(value: object) -> str:
