@@ -32,6 +32,8 @@ LANGUAGES = {ENGLISH: "English", CHINESE: "简体中文"}
 SIMPLIFIED_CHINESE_TAGS = ("zh", "zh-cn", "zh-hans", "zh-sg", "zh-hans-cn", "zh-hans-sg")
 COOKIE = "dashboard_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
+# The longest address the switch comes back to; a longer one goes back to the index.
+MAX_NEXT_LENGTH = 256
 
 
 def init_app(app: Flask, english_under: str) -> None:
@@ -83,8 +85,11 @@ def language_tag(locale: str) -> str:
 
 def language_url(locale: str) -> str:
     """Return the switch's URL that picks a language and comes back to this page."""
-    # After a form's POST, coming back means a GET of the page the form belongs to.
+    # After a form's POST, coming back means a GET of the page the form belongs to; a page's
+    # own address is short, and a long one (an error page's) is not quoted back in every link.
     here = request.full_path.rstrip("?") if request.method == "GET" else "/"
+    if len(here) > MAX_NEXT_LENGTH:
+        here = "/"
     return url_for("i18n.set_language", lang=locale, next=here)
 
 

@@ -131,6 +131,12 @@ def test_a_switch_link_comes_back_to_the_page_it_is_on(client):
     assert client.get(html.unescape(link)).headers["Location"] == "/libraries/lib1?state=done"
 
 
+def test_a_long_address_is_not_quoted_back_in_the_switch(client):
+    page = client.get("/libraries/" + "a" * 5000, headers=CHINESE).get_data(as_text=True)
+
+    assert 'href="/language?lang=en&amp;next=/"' in page
+
+
 @pytest.mark.parametrize(
     "target",
     [
