@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 import auth
 import smh
 import store
+from i18n import lazy_gettext
 
 MAX_MESSAGE_LENGTH = 1000
 PER_PAGE = 50
@@ -34,8 +35,8 @@ class Outcome(Enum):
 
 
 ACTION_TEXT = {
-    Action.CLEAR.value: "Clear all historical versions",
-    Action.DISABLE_HISTORY.value: "Switch file history off",
+    Action.CLEAR.value: lazy_gettext("Clear all historical versions"),
+    Action.DISABLE_HISTORY.value: lazy_gettext("Switch file history off"),
 }
 
 
@@ -58,7 +59,7 @@ class Entry:
     @property
     def action_text(self) -> str:
         """Say the action in words."""
-        return ACTION_TEXT.get(self.action, self.action)
+        return str(ACTION_TEXT.get(self.action, self.action))
 
 
 def current_who() -> str:

@@ -15,6 +15,7 @@ import commands
 import config
 import errors
 import formatting
+import i18n
 import libraries
 import logs
 import metrics
@@ -61,6 +62,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)
     pages.init_app(app)
+    i18n.init_app(app, english_under=api.API_ROOT)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     errors.init_app(app)

@@ -23,6 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import libraries
 import metrics
 import poller
+from i18n import gettext
 from libraries import Library
 from users import User
 
@@ -188,18 +189,23 @@ def guard_request() -> None:
     if request.method in SAFE_METHODS or request.routing_exception is not None:
         return
     if guard.read_only:
-        abort(403, description="This dashboard is read-only: nothing can be changed here.")
+        abort(403, description=gettext("This dashboard is read-only: nothing can be changed here."))
     if user is not None and not user.is_operator:
         abort(
             403,
-            description=f"{user.name} is a viewer: only operators can track, untrack "
-            "or re-check tasks and clear history.",
+            description=gettext(
+                "%(user)s is a viewer: only operators can track, untrack or re-check tasks "
+                "and clear history.",
+                user=user.name,
+            ),
         )
     if not _same_origin():
         abort(
             403,
-            description="This request came from another site; changes are only taken from "
-            "the dashboard's own pages.",
+            description=gettext(
+                "This request came from another site; changes are only taken from "
+                "the dashboard's own pages."
+            ),
         )
 
 
@@ -208,22 +214,26 @@ def _signed_in_user(guard: Guard) -> User:
     if name is not None:
         user = guard.users.get(name)
         if user is None:
-            abort(403, description=f"“{name}” is not a user of this dashboard.")
+            abort(
+                403, description=gettext("“%(name)s” is not a user of this dashboard.", name=name)
+            )
         return user
     credentials = request.authorization
     if credentials is None or credentials.type != "basic":
-        raise Unauthorized("Sign in to use this dashboard.", www_authenticate=_challenge())
+        raise Unauthorized(gettext("Sign in to use this dashboard."), www_authenticate=_challenge())
     address = request.remote_addr or ""
     wait = guard.failures.retry_after(address, poller.now())
     if wait is not None:
         raise TooManyRequests(
-            "Too many failed sign-ins from this address. Wait a few minutes, then try again.",
+            gettext(
+                "Too many failed sign-ins from this address. Wait a few minutes, then try again."
+            ),
             retry_after=max(1, math.ceil(wait)),
         )
     user = guard.check_password(credentials.username or "", credentials.password or "")
     if user is None:
         guard.failures.record(address, poller.now())
-        raise Unauthorized("Wrong user name or password.", www_authenticate=_challenge())
+        raise Unauthorized(gettext("Wrong user name or password."), www_authenticate=_challenge())
     return user
 
 

@@ -15,6 +15,7 @@ import poller
 import smh
 import store
 from activity import Action, Outcome
+from i18n import gettext, lazy_gettext
 from libraries import Library
 
 # SMH takes one clear a minute per library; the dashboard holds itself to the same.
@@ -46,10 +47,12 @@ def start_clear(library: Library, who: str) -> Result:
     if holder is not None:
         claimed_at, claimed_by = holder
         retry_at = claimed_at + CLEAR_INTERVAL
-        message = (
-            f"Not started: a clear of this library was asked for "
-            f"{formatting.utc(claimed_at)} by {claimed_by}, and SMH allows one a minute. "
-            f"Try again after {formatting.utc(retry_at)}."
+        message = gettext(
+            "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
+            "and SMH allows one a minute. Try again after %(retry_at)s.",
+            asked_at=formatting.utc(claimed_at),
+            who=claimed_by,
+            retry_at=formatting.utc(retry_at),
         )
         activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
         return Result(message, retry_at=retry_at)
@@ -57,8 +60,8 @@ def start_clear(library: Library, who: str) -> Result:
         task_id = libraries.client_for(library.id).clear_history()
     except smh.SMHError as error:
         return _clear_failed(library, who, now, error)
-    label = f"History clear started by {who}"[: inputs.MAX_LABEL_LENGTH]
-    message = f"SMH started clearing all historical versions: task {task_id}."
+    label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
+    message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
     with store.begin() as conn:
         store.track_tasks(library.id, [task_id], label, now, conn=conn)
         conn.execute(
@@ -102,30 +105,36 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
     change: Executable | None
     if error.status == 429:
         retry_at = now + max(1.0, error.retry_after or CLEAR_INTERVAL)
-        message = (
-            f"SMH refused the clear: it allows one a minute ({said}). "
-            f"Try again after {formatting.utc(retry_at)}."
+        message = gettext(
+            "SMH refused the clear: it allows one a minute (%(said)s). "
+            "Try again after %(retry_at)s.",
+            said=said,
+            retry_at=formatting.utc(retry_at),
         )
         change = update(store.clears).where(mine).values(claimed_at=retry_at - CLEAR_INTERVAL)
         outcome = Outcome.REFUSED
     elif unanswered:
-        message = (
-            f"SMH did not answer the clear ({said}). It may have started a clear whose task id "
+        message = gettext(
+            "SMH did not answer the clear (%(said)s). It may have started a clear whose task id "
             "the dashboard never learnt: the dashboard has not asked again. Look for the task "
-            "in SMH before trying once more, after the minute SMH requires."
+            "in SMH before trying once more, after the minute SMH requires.",
+            said=said,
         )
         change = None
         outcome = Outcome.UNKNOWN
     elif error.status is not None and error.status < 500:
-        message = f"SMH refused the clear: {_advice(error)} ({said})."
+        message = gettext(
+            "SMH refused the clear: %(advice)s (%(said)s).", advice=_advice(error), said=said
+        )
         # SMH started nothing, so nothing holds the minute: fixing the cause and trying again
         # at once is fine.
         change = delete(store.clears).where(mine)
         outcome = Outcome.REFUSED
     else:
-        message = (
-            f"SMH failed to start the clear ({said}); nothing is tracked. "
-            "Try again once SMH answers, after the minute SMH requires."
+        message = gettext(
+            "SMH failed to start the clear (%(said)s); nothing is tracked. "
+            "Try again once SMH answers, after the minute SMH requires.",
+            said=said,
         )
         change = None
         outcome = Outcome.REFUSED
@@ -147,7 +156,11 @@ def switch_history_off(library: Library, who: str) -> Result:
         if settings.enabled:
             client.set_history_settings(dataclasses.replace(settings, enabled=False))
     except smh.SMHError as error:
-        message = f"File history was not switched off: {_advice(error)} ({_smh_said(error)})."
+        message = gettext(
+            "File history was not switched off: %(advice)s (%(said)s).",
+            advice=_advice(error),
+            said=_smh_said(error),
+        )
         outcome = Outcome.UNKNOWN if error.code in UNANSWERED_CODES else Outcome.REFUSED
         activity.record_activity(
             library.id, who, Action.DISABLE_HISTORY, outcome, message, now, error=error
@@ -156,27 +169,27 @@ def switch_history_off(library: Library, who: str) -> Result:
     finally:
         poller.forget_history_settings(library.id)
     if settings.enabled:
-        message = "File history is now off; the other settings are as they were."
+        message = gettext("File history is now off; the other settings are as they were.")
     else:
-        message = "File history was already off."
+        message = gettext("File history was already off.")
     activity.record_activity(library.id, who, Action.DISABLE_HISTORY, Outcome.DONE, message, now)
     return Result(message)
 
 
 ADVICE = {
-    "FileHistoryEnabled": "file history is still on; switch it off first",
-    "NoPermission": "the library's token is not an admin token",
-    "InvalidAccessToken": "SMH rejected the library's access token",
-    "AccessTokenNotMatchLibrary": "the access token belongs to another library",
-    "LibraryNotFound": "SMH does not know this library",
-    "WrongLibraryIdOrSecret": "the library id or secret is wrong",
-    "LibraryServiceExpired": "the library's SMH service has expired",
-    "RateLimitExceeded": "SMH allows one clear a minute",
+    "FileHistoryEnabled": lazy_gettext("file history is still on; switch it off first"),
+    "NoPermission": lazy_gettext("the library's token is not an admin token"),
+    "InvalidAccessToken": lazy_gettext("SMH rejected the library's access token"),
+    "AccessTokenNotMatchLibrary": lazy_gettext("the access token belongs to another library"),
+    "LibraryNotFound": lazy_gettext("SMH does not know this library"),
+    "WrongLibraryIdOrSecret": lazy_gettext("the library id or secret is wrong"),
+    "LibraryServiceExpired": lazy_gettext("the library's SMH service has expired"),
+    "RateLimitExceeded": lazy_gettext("SMH allows one clear a minute"),
 }
 
 
 def _advice(error: smh.SMHError) -> str:
-    return ADVICE.get(error.code or "", error.message)
+    return str(ADVICE.get(error.code or "", error.message))
 
 
 def _smh_said(error: smh.SMHError) -> str:

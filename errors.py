@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import api
+from i18n import gettext, lazy_gettext
 
 API_CODES = {
     401: "SignInRequired",
@@ -18,6 +19,12 @@ API_CODES = {
     405: "MethodNotAllowed",
     413: "RequestTooLarge",
     429: "TooManyRequests",
+}
+# Said on a page instead of Werkzeug's own English description, when a route gave none.
+PAGE_MESSAGES = {
+    400: lazy_gettext("The dashboard could not understand that request."),
+    404: lazy_gettext("There is no such page on this dashboard: check the address."),
+    405: lazy_gettext("This address does not take that kind of request."),
 }
 # Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
 MAX_MESSAGE_LENGTH = 300
@@ -42,7 +49,7 @@ def wants_json() -> bool:
 
 def form_expired(error: CSRFError) -> ResponseReturnValue:
     """Explain a rejected form instead of a bare 400."""
-    message = (
+    message = gettext(
         "This form has expired or did not come from this dashboard. Reload the page and try again."
     )
     return render_template("error.html", status=400, message=message), 400
@@ -52,6 +59,8 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
     """Show 4xx errors as a page, or in SMH's error shape on the API."""
     status = error.code or 400
     message = error.description or error.name
+    if not wants_json() and error.description == type(error).description:
+        message = str(PAGE_MESSAGES.get(status, message))
     if len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
     # Keep the headers the error brings (WWW-Authenticate, Retry-After, Allow), not its type.
@@ -64,7 +73,7 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
 
 def request_too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
     """Refuse an oversized request in a sentence, without having read it."""
-    message = "That form is too large for the dashboard to read. Send less at once."
+    message = gettext("That form is too large for the dashboard to read. Send less at once.")
     return http_error(RequestEntityTooLarge(message))
 
 
@@ -74,7 +83,7 @@ def database_busy(error: Exception) -> ResponseReturnValue:
     current_app.logger.warning(
         "database busy on %s %s: %s", request.method, request.path, str(error).splitlines()[0]
     )
-    message = "The database is busy; try again in a few seconds."
+    message = gettext("The database is busy; try again in a few seconds.")
     headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
     if wants_json():
         response = api.error(503, "ServiceUnavailable", message)
@@ -88,7 +97,7 @@ def server_error(error: Exception) -> ResponseReturnValue:
     if isinstance(error, HTTPException):
         return http_error(error)
     current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
-    message = "Something went wrong on the dashboard. The error was logged."
+    message = gettext("Something went wrong on the dashboard. The error was logged.")
     if wants_json():
         return api.error(500, "InternalServerError", message)
     return render_template("error.html", status=500, message=message), 500

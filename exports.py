@@ -37,7 +37,7 @@ def task_record(task: store.Task) -> dict[str, object]:
         "task_id": task.task_id,
         "label": task.label,
         "state": task.state,
-        "status": states.badge_for(task.state, task.smh_status).text,
+        "status": str(states.badge_for(task.state, task.smh_status).text),
         "versions_deleted": task.delete_count,
         "error": task.error,
         "smh_status": task.smh_status,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from werkzeug.routing import BaseConverter, ValidationError
 
 import smh
+from i18n import gettext
 
 # Task ids are SMH's 64-bit integers; a person may give as many at once as SMH takes in one call.
 MAX_TASK_ID = smh.INT64_MAX
@@ -43,30 +44,39 @@ def parse_task_ids(text: str, separators: str = r"[\s,]+") -> list[int]:
     """Parse task ids typed by a person; raise InputError with a message they can act on."""
     tokens = [t for t in re.split(separators, text.strip()) if t]
     if not tokens:
-        raise InputError("Enter at least one task id.")
+        raise InputError(gettext("Enter at least one task id."))
     ids = []
     for token in tokens:
         valid = token.isascii() and token.isdigit() and len(token) <= 19
         if not valid or not 0 < int(token) <= MAX_TASK_ID:
             raise InputError(
-                f"“{excerpt(token)}” is not a task id: "
-                f"task ids are whole numbers from 1 to {MAX_TASK_ID}."
+                gettext(
+                    "“%(token)s” is not a task id: task ids are whole numbers from 1 to %(max)d.",
+                    token=excerpt(token),
+                    max=MAX_TASK_ID,
+                )
             )
         ids.append(int(token))
     ids = list(dict.fromkeys(ids))
     if len(ids) > MAX_IDS_AT_ONCE:
-        raise InputError(
-            f"That is {len(ids)} task ids; give at most {MAX_IDS_AT_ONCE} at once.", "TooManyItems"
+        message = gettext(
+            "That is %(count)d task ids; give at most %(max)d at once.",
+            count=len(ids),
+            max=MAX_IDS_AT_ONCE,
         )
+        raise InputError(message, "TooManyItems")
     return ids
 
 
 def parse_task_id_list(text: str) -> list[int]:
     """Parse a TaskIdList as SMH's task query takes it in its path: ids separated by commas."""
     if not TASK_ID_LIST.fullmatch(text):
-        raise InputError("TaskIdList must be task ids separated by commas, such as 10 or 10,12,13.")
+        raise InputError(
+            gettext("TaskIdList must be task ids separated by commas, such as 10 or 10,12,13.")
+        )
     if len(set(text.split(","))) > MAX_IDS_AT_ONCE:
-        raise InputError(f"Ask for at most {MAX_IDS_AT_ONCE} task ids at once.", "TooManyItems")
+        message = gettext("Ask for at most %(max)d task ids at once.", max=MAX_IDS_AT_ONCE)
+        raise InputError(message, "TooManyItems")
     return parse_task_ids(text, separators=",")
 
 
@@ -74,7 +84,7 @@ def parse_label(text: str) -> str:
     """Return a label as stored (trimmed), or raise InputError if it is too long."""
     label = text.strip()
     if len(label) > MAX_LABEL_LENGTH:
-        raise InputError(f"Keep the label under {MAX_LABEL_LENGTH} characters.")
+        raise InputError(gettext("Keep the label under %(max)d characters.", max=MAX_LABEL_LENGTH))
     return label
 
 

@@ -33,6 +33,7 @@ import inputs
 import poller
 import states
 import store
+from i18n import gettext, ngettext
 from libraries import Library
 
 bp = Blueprint("pages", __name__)
@@ -65,9 +66,10 @@ def init_app(app: Flask) -> None:
 def _library_or_404(library_id: str) -> Library:
     library = auth.visible_library(library_id)
     if library is None:
-        abort(
-            404, description=f"No media library “{inputs.excerpt(library_id)}” is configured here."
+        message = gettext(
+            "No media library “%(library)s” is configured here.", library=inputs.excerpt(library_id)
         )
+        abort(404, description=message)
     return library
 
 
@@ -101,7 +103,7 @@ def _libraries_context(
     everything = {name: sum(s[name] for s in summaries.values()) for name in _summary({})}
     worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
     return {
-        "title": _title(everything, "SMH media libraries"),
+        "title": _title(everything, gettext("SMH media libraries")),
         "libraries": configured,
         "summaries": summaries,
         "outages": outages,
@@ -235,12 +237,16 @@ def _listing_version(
 def _listing_args() -> tuple[str | None, int]:
     state = request.args.get("state") or None
     if state is not None and state not in states.FILTERS:
-        names = ", ".join(list(states.FILTERS)[:-1]) + " or " + list(states.FILTERS)[-1]
-        message = f"Unknown state filter “{inputs.excerpt(state)}”: use {names}."
+        message = gettext(
+            "Unknown state filter “%(filter)s”: use one of %(names)s.",
+            filter=inputs.excerpt(state),
+            names=", ".join(states.FILTERS),
+        )
         abort(400, description=message)
     page = request.args.get("page") or "1"
     if not (page.isascii() and page.isdigit() and len(page) <= 6 and int(page) >= 1):
-        abort(400, description=f"Page “{inputs.excerpt(page)}” is not a page number.")
+        message = gettext("Page “%(page)s” is not a page number.", page=inputs.excerpt(page))
+        abort(400, description=message)
     return state, int(page)
 
 
@@ -264,7 +270,13 @@ def _listing(
     per_page = current_app.config["TASKS_PER_PAGE"]
     pages = max(1, math.ceil((summary[state] if state else summary["all"]) / per_page))
     if page > pages and past_end is PastEnd.NOT_FOUND:
-        abort(404, description=f"There is no page {page}; this list has {pages}.")
+        message = ngettext(
+            "There is no page %(page)d; this list has %(num)d.",
+            "There is no page %(page)d; this list has %(num)d.",
+            pages,
+            page=page,
+        )
+        abort(404, description=message)
     page = min(page, pages)
     tasks = store.list_tasks(
         library.id,
@@ -303,10 +315,17 @@ def _summary(by_state: dict[str, int]) -> dict[str, int]:
 def _title(summary: dict[str, int], name: str) -> str:
     """Title a page by what it lists: how many run, or ✓ / ✕ once every one has ended."""
     if summary["running"]:
-        return f"({summary['running']} running) {name}"
+        return ngettext(
+            "(%(num)d running) %(name)s",
+            "(%(num)d running) %(name)s",
+            summary["running"],
+            name=name,
+        )
     if not summary["all"] or summary["polled"]:
         return name
-    return f"✓ {name}" if summary["ended_well"] == summary["all"] else f"✕ {name}"
+    if summary["ended_well"] == summary["all"]:
+        return gettext("✓ %(name)s", name=name)
+    return gettext("✕ %(name)s", name=name)
 
 
 @bp.post("/libraries/<library_id>/tasks")
@@ -326,9 +345,11 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
         return page, 400
     new = store.track_tasks(library.id, ids, label, poller.now())
     already = len(ids) - len(new)
-    message = f"Now tracking {_plural(len(new), 'task')}."
+    message = ngettext("Now tracking %(num)d task.", "Now tracking %(num)d tasks.", len(new))
     if already:
-        message += f" {_plural(already, 'was', 'were')} already tracked."
+        message += " " + ngettext(
+            "%(num)d was already tracked.", "%(num)d were already tracked.", already
+        )
     flash(message)
     return redirect(url_for(".library", library_id=library.id), 303)
 
@@ -338,9 +359,9 @@ def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = _library_or_404(library_id)
     if store.untrack_tasks_undoably(library.id, [task_id], activity.current_who(), poller.now()):
-        flash(f"Task {task_id} is no longer tracked.")
+        flash(gettext("Task %(task)d is no longer tracked.", task=task_id))
     else:
-        flash(f"Task {task_id} was not tracked.")
+        flash(gettext("Task %(task)d was not tracked.", task=task_id))
     return redirect(url_for(".library", library_id=library.id), 303)
 
 
@@ -350,7 +371,14 @@ def untrack_selected(library_id: str) -> ResponseReturnValue:
     library = _library_or_404(library_id)
     ids = _selected_ids()
     gone = store.untrack_tasks_undoably(library.id, ids, activity.current_who(), poller.now())
-    flash(f"{_plural(len(gone), 'task')} no longer tracked." if gone else "No task was untracked.")
+    if gone:
+        flash(
+            ngettext(
+                "%(num)d task no longer tracked.", "%(num)d tasks no longer tracked.", len(gone)
+            )
+        )
+    else:
+        flash(gettext("No task was untracked."))
     return redirect(url_for(".library", library_id=library.id), 303)
 
 
@@ -359,7 +387,10 @@ def undo_untrack(library_id: str) -> ResponseReturnValue:
     """Track again, as they were, the tasks of the library's last untrack."""
     library = _library_or_404(library_id)
     back = store.undo_untrack(library.id)
-    flash(f"{_plural(len(back), 'task')} tracked again." if back else "Nothing to undo.")
+    if back:
+        flash(ngettext("%(num)d task tracked again.", "%(num)d tasks tracked again.", len(back)))
+    else:
+        flash(gettext("Nothing to undo."))
     return redirect(url_for(".library", library_id=library.id), 303)
 
 
@@ -369,16 +400,22 @@ def recheck_selected(library_id: str) -> ResponseReturnValue:
     library = _library_or_404(library_id)
     rechecked = [i for i in _selected_ids() if store.recheck_task(library.id, i, poller.now())]
     if rechecked:
-        flash(f"Checking {_plural(len(rechecked), 'task')} with SMH again.")
+        flash(
+            ngettext(
+                "Checking %(num)d task with SMH again.",
+                "Checking %(num)d tasks with SMH again.",
+                len(rechecked),
+            )
+        )
     else:
-        flash("None of the ticked tasks needed another check.")
+        flash(gettext("None of the ticked tasks needed another check."))
     return redirect(url_for(".library", library_id=library.id), 303)
 
 
 def _selected_ids() -> list[int]:
     picked = request.form.getlist("task_id")
     if not picked:
-        abort(400, description="Tick at least one task first.")
+        abort(400, description=gettext("Tick at least one task first."))
     try:
         return inputs.parse_task_ids(" ".join(picked))
     except inputs.InputError as error:
@@ -390,7 +427,7 @@ def recheck_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Ask SMH again about a task it did not know."""
     library = _library_or_404(library_id)
     if store.recheck_task(library.id, task_id, poller.now()):
-        flash(f"Checking task {task_id} with SMH again.")
+        flash(gettext("Checking task %(task)d with SMH again.", task=task_id))
     back = request.form.get("back") == "task"
     if back:
         return redirect(url_for(".task", library_id=library.id, task_id=task_id), 303)
@@ -403,7 +440,10 @@ def task(library_id: str, task_id: int) -> ResponseReturnValue:
     library = _library_or_404(library_id)
     task, outage = _refreshed_task(library, task_id)
     if task is None:
-        abort(404, description=f"Task {task_id} is not tracked in {library.name}.")
+        message = gettext(
+            "Task %(task)d is not tracked in %(library)s.", task=task_id, library=library.name
+        )
+        abort(404, description=message)
     return render_template("task.html", **_task_context(library, task, outage))
 
 
@@ -492,10 +532,13 @@ def clear_history(library_id: str) -> ResponseReturnValue:
     typed = request.form.get("confirm", "").strip()
     if typed != library.id:
         why = (
-            f"Nothing was cleared: type the library id {library.id} to confirm."
+            gettext("Nothing was cleared: type the library id %(id)s to confirm.", id=library.id)
             if not typed
-            else f"Nothing was cleared: “{inputs.excerpt(typed)}” is not this library's id "
-            f"({library.id})."
+            else gettext(
+                "Nothing was cleared: “%(typed)s” is not this library's id (%(id)s).",
+                typed=inputs.excerpt(typed),
+                id=library.id,
+            )
         )
         return _library_page(library, 400, clear_error=why)
     result = clears.start_clear(library, activity.current_who())
@@ -514,7 +557,7 @@ def disable_history(library_id: str) -> ResponseReturnValue:
     """Switch the library's file history off, once the box saying so is ticked."""
     library = _library_or_404(library_id)
     if request.form.get("confirm") != "off":
-        why = "File history is unchanged: tick the box to confirm switching it off."
+        why = gettext("File history is unchanged: tick the box to confirm switching it off.")
         return _library_page(library, 400, history_error=why)
     result = clears.switch_history_off(library, activity.current_who())
     if not result.done:
@@ -530,7 +573,13 @@ def library_activity(library_id: str) -> ResponseReturnValue:
     _, page = _listing_args()
     pages = max(1, math.ceil(activity.count_activity(library.id) / activity.PER_PAGE))
     if page > pages:
-        abort(404, description=f"There is no page {page}; this log has {pages}.")
+        message = ngettext(
+            "There is no page %(page)d; this log has %(num)d.",
+            "There is no page %(page)d; this log has %(num)d.",
+            pages,
+            page=page,
+        )
+        abort(404, description=message)
     entries = activity.list_activity(library.id, (page - 1) * activity.PER_PAGE, activity.PER_PAGE)
     return render_template(
         "activity.html",
@@ -558,9 +607,3 @@ def add_security_headers(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store"
     response.vary.add("HX-Request")
     return response
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    if many is None:
-        return f"{n} {one}" if n == 1 else f"{n} {one}s"
-    return f"{n} {one}" if n == 1 else f"{n} {many}"

@@ -359,3 +359,25 @@ def test_a_search_typed_while_polling_is_kept_and_then_polled(page, sim, track):
         pass
     assert "q=SPR" in poll.value.url
     expect(page.locator("#task-2000")).to_have_count(0)
+
+
+def test_a_chinese_browser_gets_chinese_and_the_switch_is_remembered(
+    browser, live_server, sim, track
+):
+    task_id = sim.add_task("lib1", run_seconds=600)
+    track(task_id)
+    context = browser.new_context(base_url=live_server, http_credentials=OPERATOR, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        page.goto("/libraries/lib1")
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+        expect(page.locator(f"#task-{task_id} .badge")).to_have_text("运行中")
+
+        page.get_by_role("link", name="English").click()
+        expect(page).to_have_url(f"{live_server}/libraries/lib1")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        page.reload()
+        expect(page.locator(f"#task-{task_id} .badge")).to_have_text("Running")
+    finally:
+        context.close()
