@@ -16,6 +16,7 @@ import config
 import errors
 import formatting
 import libraries
+import notify
 import openapi
 import pages
 import poller
@@ -50,6 +51,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     store.init_app(app)
     libraries.init_app(app, configured)
     poller.init_app(app)
+    notify.init_app(app)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)
     pages.init_app(app)
