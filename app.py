@@ -51,9 +51,10 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     store.init_app(app)
     libraries.init_app(app, configured)
     poller.init_app(app)
-    notify.init_app(app)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)
+    # After sign-in: a request refused there starts no delivery.
+    notify.init_app(app)
     pages.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)

@@ -139,9 +139,10 @@ def watch() -> None:
     pause = max(float(window), 1.0)
     names = ", ".join(library.id for library in libraries.all_libraries()) or "no library"
     click.echo(f"Watching {names} every {pause:g} s (Ctrl-C or SIGTERM stops).")
+    told: dict[str, tuple[float, int]] = {}
     try:
         while not stop.is_set():
-            _watch_once(stop)
+            _watch_once(stop, told)
             stop.wait(pause)
     finally:
         for signum, handler in previous.items():
@@ -149,8 +150,11 @@ def watch() -> None:
     click.echo("Watcher stopped.")
 
 
-def _watch_once(stop: threading.Event) -> None:
-    """Refresh each library that has a due task, then deliver what is due; never raise."""
+def _watch_once(stop: threading.Event, told: dict[str, tuple[float, int]]) -> None:
+    """Refresh each library that has a due task, then deliver what is due; never raise.
+
+    An SMH failure is printed once per failed try, not at every pass of its back-off (`told`).
+    """
     for library in libraries.all_libraries():
         if stop.is_set():
             return
@@ -161,8 +165,12 @@ def _watch_once(stop: threading.Event) -> None:
         except Exception:
             log.exception("refreshing library %s failed unexpectedly", library.id)
             continue
-        if outage:
+        if outage and told.get(library.id) != (outage.since, outage.failures):
+            told[library.id] = (outage.since, outage.failures)
             click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
+        elif outage is None and library.id in told:
+            del told[library.id]
+            click.echo(f"{library.id}: SMH answers again.", err=True)
     try:
         for sent in notify.deliver_due():
             _echo_sent(sent)

@@ -182,3 +182,28 @@ def test_two_watchers_at_once_send_each_message_once(app, sim, clock, receiver, 
     assert sorted(b["taskId"] for b in receiver.successes()) == sorted(tasks)
     told = one.output.count("Told") + two.output.count("Told")
     assert told == len(tasks)
+
+
+def test_a_watcher_says_once_per_try_that_smh_fails_and_when_it_answers_again(
+    app, sim, clock, receiver, watchers
+):
+    task = sim.add_task("lib1", run_seconds=5)
+    track(app, clock, task)
+    sim.inject("error", status=503, code="ServerOverloaded", times=None)
+    watcher = watchers()
+
+    wait_until(lambda: "lib1: SMH failed" in watcher.output, watcher)
+    sim.clear_faults()
+    # Every call to SMH so far failed (a token or a query), bar perhaps one since the clear.
+    tries = sum(sim.calls.values())
+    clock.advance(10)
+    wait_until(lambda: len(receiver.successes()) == 1, watcher)
+    code = watcher.stop()
+
+    assert code == 0, watcher.output
+    lines = watcher.output.splitlines()
+    failures = [line for line in lines if line.startswith("lib1: SMH failed")]
+    # Said once per failed try, not at each pass of the watcher while the back-off runs.
+    assert 1 <= len(failures) <= tries
+    assert lines.index("lib1: SMH answers again.") > lines.index(failures[-1])
+    assert [b["taskId"] for b in receiver.successes()] == [task]
