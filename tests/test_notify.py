@@ -2,6 +2,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 
 import pytest
 from receiver import Receiver, serve
@@ -323,4 +324,28 @@ def test_a_libraries_file_names_the_library_whose_webhook_is_wrong(
     webhook = app.extensions["libraries"]["lib1"].library.webhook
     assert (webhook.masked, webhook.format.value) == ("https://hooks.slack.com/…", "slack")
     assert KEY not in repr(app.extensions["libraries"]["lib1"].library)
+    app.extensions["store"].dispose()
+
+
+def test_pages_alone_get_the_message_sent_from_a_background_thread(
+    settings, sim, clock, receiver, monkeypatch
+):
+    monkeypatch.setattr(poller, "now", clock)
+    app = create_app(settings | {"SMH_REFRESH_IN_BACKGROUND": True})
+    client = app.test_client()
+    task = sim.add_task("lib1", run_seconds=5)
+    with app.app_context():
+        store.track_tasks("lib1", [task], None, clock())
+    clock.advance(10)
+
+    # An open page polls: its refreshes and deliveries run off the request, in threads.
+    deadline = time.monotonic() + 60
+    while not receiver.successes() and time.monotonic() < deadline:
+        assert client.get("/libraries/lib1/rows").status_code in (200, 204)
+        clock.advance(1)
+        time.sleep(0.05)
+
+    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "done")]
+    page = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    assert "Delivered" in page
     app.extensions["store"].dispose()
