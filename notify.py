@@ -287,8 +287,8 @@ def send(webhook: Webhook, message: Message) -> str | None:
         return "no answer in time"
     except requests.ConnectionError:
         return "could not connect"
-    except requests.RequestException as error:
-        # Its text names the URL: only its kind is kept.
+    except (requests.RequestException, ValueError, OSError) as error:
+        # Their text may name the URL: only the kind is kept.
         return f"the request failed ({type(error).__name__})"
     with response:
         text = scrub(response.text[:MAX_ERROR_TEXT], secrets).strip()
