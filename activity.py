@@ -121,3 +121,19 @@ def count_activity(library_id: str) -> int:
     query = select(func.count()).where(store.activity.c.library_id == library_id)
     with store.begin() as conn:
         return conn.scalar(query) or 0
+
+
+def started_by(library_id: str, task_id: int) -> str | None:
+    """Return who started the clear that became this task, if the dashboard started it."""
+    query = (
+        select(store.activity.c.who)
+        .where(
+            store.activity.c.library_id == library_id,
+            store.activity.c.task_id == task_id,
+            store.activity.c.action == Action.CLEAR.value,
+            store.activity.c.outcome == Outcome.DONE.value,
+        )
+        .limit(1)
+    )
+    with store.begin() as conn:
+        return conn.scalar(query)

@@ -19,6 +19,7 @@ import i18n
 import libraries
 import logs
 import metrics
+import notify
 import openapi
 import pages
 import poller
@@ -61,6 +62,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     poller.init_app(app)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)
+    # After sign-in: a request refused there starts no delivery.
+    notify.init_app(app)
     pages.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)
     app.register_blueprint(api.bp)

@@ -1,11 +1,16 @@
-"""Command-line verbs: flask demo, track, untrack, refresh, clear-history, db, hash-password."""
+"""Command-line verbs: flask demo, track, untrack, refresh, watch, notify-test, clear-history, db,
+hash-password."""
 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any
 
 import click
@@ -17,10 +22,13 @@ from werkzeug.serving import run_simple
 import clears
 import inputs
 import libraries
+import notify
 import poller
 import store
 from libraries import Library
 from simulator import Simulator
+
+log = logging.getLogger(__name__)
 
 DEMO_LIBRARIES = [
     {"id": "demo-marketing", "name": "Marketing assets", "secret": "demo-marketing-secret"},
@@ -33,7 +41,8 @@ DEMO_HISTORY_ON = {"demo-photos"}
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
     """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
     app.extensions["app_factory"] = factory
-    for command in (demo, track, untrack, refresh, clear_history, db, hash_password):
+    commands = (demo, track, untrack, refresh, watch, notify_test, clear_history, db, hash_password)
+    for command in commands:
         app.cli.add_command(command)
 
 
@@ -95,8 +104,96 @@ def refresh() -> None:
             click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
         for task in store.list_tasks(library.id, None, 0, None):
             _echo_row(library.id, task)
+    for sent in notify.deliver_due():
+        _echo_sent(sent)
     if failed:
         raise SystemExit(1)
+
+
+def _echo_sent(sent: notify.Sent) -> None:
+    delivery = sent.delivery
+    where = f"{delivery.destination} ({delivery.format})"
+    what = f"task {delivery.task_id} in {delivery.library_id} ended ({delivery.state})"
+    if sent.error is None:
+        click.echo(f"Told {where} that {what}.")
+    elif sent.gave_up:
+        click.echo(f"Gave up telling {where} that {what}: {sent.error}", err=True)
+    else:
+        click.echo(f"Could not tell {where} that {what}: {sent.error}; will try again.", err=True)
+
+
+@click.command()
+@with_appcontext
+def watch() -> None:
+    """Keep every running task current and send its end's messages, until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        click.echo(f"{signal.Signals(signum).name}: stopping after the current step.", err=True)
+        stop.set()
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, on_signal) for signum in handled}
+    window = current_app.config["SMH_CACHE_SECONDS"]
+    # With no reuse configured (SMH_CACHE_SECONDS=0), a pass a second at most.
+    pause = max(float(window), 1.0)
+    names = ", ".join(library.id for library in libraries.all_libraries()) or "no library"
+    click.echo(f"Watching {names} every {pause:g} s (Ctrl-C or SIGTERM stops).")
+    told: dict[str, tuple[float, int]] = {}
+    try:
+        while not stop.is_set():
+            _watch_once(stop, told)
+            stop.wait(pause)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    click.echo("Watcher stopped.")
+
+
+def _watch_once(stop: threading.Event, told: dict[str, tuple[float, int]]) -> None:
+    """Refresh each library that has a due task, then deliver what is due; never raise.
+
+    An SMH failure is printed once per failed try, not at every pass of its back-off (`told`).
+    """
+    for library in libraries.all_libraries():
+        if stop.is_set():
+            return
+        try:
+            # The same refresh pages run: only tasks not asked about this window, in batches,
+            # single-flight, and no call at all while SMH's back-off runs.
+            outage = poller.refresh_library(library)
+        except Exception:
+            log.exception("refreshing library %s failed unexpectedly", library.id)
+            continue
+        if outage and told.get(library.id) != (outage.since, outage.failures):
+            told[library.id] = (outage.since, outage.failures)
+            click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
+        elif outage is None and library.id in told:
+            del told[library.id]
+            click.echo(f"{library.id}: SMH answers again.", err=True)
+    try:
+        for sent in notify.deliver_due():
+            _echo_sent(sent)
+    except Exception:
+        log.exception("delivering task messages failed unexpectedly")
+
+
+@click.command("notify-test")
+@with_appcontext
+@click.argument("library_id")
+def notify_test(library_id: str) -> None:
+    """Send a test message to the library's webhook and say how it went."""
+    library = _library_or_fail(library_id)
+    if library.webhook is None:
+        raise click.ClickException(
+            f"{library.id} has no webhook: give it webhook_url (or webhook_url_env) in the "
+            "libraries file, or set SMH_WEBHOOK_URL for the single-library setup."
+        )
+    where = f"{library.webhook.masked} ({library.webhook.format.value})"
+    error = notify.send_test(library)
+    if error is not None:
+        raise click.ClickException(f"Sending a test message to {where} failed: {error}")
+    click.echo(f"Sent a test message to {where}.")
 
 
 def _echo_row(library_id: str, task: store.Task) -> None:

@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import Enum
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import logs
 import metrics
@@ -55,6 +56,16 @@ DEFAULTS = {
     # Who may read /metrics: off (404), signed-in (people in the users file), or open to anyone.
     "METRICS": "off",
     "LOG_FORMAT": "text",
+    # Where people reach the dashboard (https://smh.example.com/dash): messages link to task
+    # pages, and the watcher has no request to learn the address from.
+    "SMH_DASHBOARD_URL": None,
+    "SMH_WEBHOOK_URL": None,
+    "SMH_WEBHOOK_FORMAT": None,
+    "SMH_WEBHOOK_SECRET": None,
+    "SMH_WEBHOOK_TIMEOUT": 10.0,
+    # A failed delivery is tried again after this, doubling each time, until it is a day old.
+    "SMH_WEBHOOK_RETRY_SECONDS": 30.0,
+    "SMH_WEBHOOK_GIVE_UP_SECONDS": 86400.0,
 }
 
 NUMBERS = {
@@ -72,6 +83,9 @@ NUMBERS = {
     "MAX_CONTENT_LENGTH": (int, 16 * 1024),
     "MAX_FORM_MEMORY_SIZE": (int, 4 * 1024),
     "MAX_FORM_PARTS": (int, 10),
+    "SMH_WEBHOOK_TIMEOUT": (float, 0.1),
+    "SMH_WEBHOOK_RETRY_SECONDS": (float, 0.0),
+    "SMH_WEBHOOK_GIVE_UP_SECONDS": (float, 1.0),
 }
 
 BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND", "SMH_READ_ONLY"}
@@ -119,6 +133,14 @@ def check_settings(config: dict) -> None:
             "METRICS=signed-in needs SMH_USERS_FILE: without users nobody can sign in "
             "(METRICS=open lets anyone who reaches the dashboard read them)"
         )
+    dashboard_url = config.get("SMH_DASHBOARD_URL")
+    if dashboard_url:
+        parts = urlsplit(str(dashboard_url))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ConfigError(
+                "SMH_DASHBOARD_URL must be the dashboard's public http(s) address "
+                f"(such as https://smh.example.com/dashboard), not {dashboard_url!r}"
+            )
     config["SMH_AUTH_PROXY_IPS"] = _networks("SMH_AUTH_PROXY_IPS", config.get("SMH_AUTH_PROXY_IPS"))
     if bool(config.get("SMH_AUTH_PROXY_HEADER")) != bool(config["SMH_AUTH_PROXY_IPS"]):
         raise ConfigError(

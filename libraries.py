@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
@@ -15,6 +18,54 @@ from config import ConfigError, read_tables
 MAX_LIBRARY_ID_LENGTH = 64
 LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_LIBRARY_ID_LENGTH - 1}}}$")
 LIBRARY_KEYS = {"id", "name", "secret", "secret_env", "token", "token_env", "user_id", "base_url"}
+WEBHOOK_KEYS = {
+    "webhook_url",
+    "webhook_url_env",
+    "webhook_format",
+    "webhook_secret",
+    "webhook_secret_env",
+}
+# The single-library setup names its webhook in the environment instead of a libraries file.
+SINGLE_WEBHOOK_SETTINGS = {
+    "webhook_url": "SMH_WEBHOOK_URL",
+    "webhook_format": "SMH_WEBHOOK_FORMAT",
+    "webhook_secret": "SMH_WEBHOOK_SECRET",
+}
+
+
+class WebhookFormat(Enum):
+    """The body a webhook expects: plain JSON, or a chat robot's own markdown message."""
+
+    JSON = "json"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    SLACK = "slack"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where a library's task ends are posted; the URL and secret carry keys, so never shown."""
+
+    url: str = field(repr=False)
+    format: WebhookFormat
+    # DingTalk's signing secret ("SEC…"), when its robot has signing switched on.
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def masked(self) -> str:
+        """Return the URL as it may be shown: scheme and host, the rest hidden."""
+        return mask_url(self.url)
+
+    @property
+    def key(self) -> str:
+        """Return a short digest that tells this webhook from another without revealing it."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
+
+
+def mask_url(url: str) -> str:
+    """Return a URL's scheme and host followed by an ellipsis: the path and query carry keys."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…"
 
 
 @dataclass(frozen=True)
@@ -27,6 +78,7 @@ class Library:
     token: str | None = field(default=None, repr=False)
     user_id: str | None = None
     base_url: str | None = None
+    webhook: Webhook | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,9 +150,19 @@ def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> 
             "token": config.get("SMH_ACCESS_TOKEN"),
             "user_id": config.get("SMH_USER_ID"),
         }
+        single |= {
+            key: config[name] for key, name in SINGLE_WEBHOOK_SETTINGS.items() if config.get(name)
+        }
         entries.append(("SMH_LIBRARY_ID", single))
     elif config.get("SMH_LIBRARY_SECRET") or config.get("SMH_ACCESS_TOKEN"):
         raise ConfigError("SMH_LIBRARY_ID is not set, but a secret or access token is")
+    else:
+        for name in SINGLE_WEBHOOK_SETTINGS.values():
+            if config.get(name):
+                raise ConfigError(
+                    f"{name} is set but SMH_LIBRARY_ID is not: with a libraries file, give "
+                    "each library its own webhook_url"
+                )
     entries += [(f"SMH_LIBRARIES[{i}]", e) for i, e in enumerate(config.get("SMH_LIBRARIES") or ())]
     if config.get("SMH_LIBRARIES_FILE"):
         entries += read_tables("SMH_LIBRARIES_FILE", config["SMH_LIBRARIES_FILE"], "library")
@@ -111,13 +173,19 @@ def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> 
         if library.id in libraries:
             raise ConfigError(f"{where}: library {library.id} is configured twice")
         libraries[library.id] = library
+    hooked = [library.id for library in libraries.values() if library.webhook]
+    if hooked and not config.get("SMH_DASHBOARD_URL"):
+        raise ConfigError(
+            f"SMH_DASHBOARD_URL must be set when a webhook is configured (library {hooked[0]}): "
+            "messages link to the task page, and a watcher has no request to build the link from"
+        )
     return list(libraries.values())
 
 
 def _library(
     where: str, entry: Mapping, environ: Mapping[str, str], base_url: str | None
 ) -> Library:
-    unknown = set(entry) - LIBRARY_KEYS
+    unknown = set(entry) - LIBRARY_KEYS - WEBHOOK_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     library_id = entry.get("id")
@@ -144,7 +212,43 @@ def _library(
         token=token,
         user_id=entry.get("user_id") or None,
         base_url=_base_url(entry.get("base_url"), f"{where}: base_url") or base_url,
+        webhook=_webhook(where, library_id, entry, environ),
     )
+
+
+def _webhook(
+    where: str, library_id: str, entry: Mapping, environ: Mapping[str, str]
+) -> Webhook | None:
+    # The single-library setup's keys come from SMH_WEBHOOK_*: messages name those instead.
+    single = where == "SMH_LIBRARY_ID"
+
+    def name(key: str) -> str:
+        return SINGLE_WEBHOOK_SETTINGS[key] if single else f"{where}: library {library_id}'s {key}"
+
+    url = _credential(where, entry, "webhook_url", environ)
+    secret = _credential(where, entry, "webhook_secret", environ)
+    raw_format = entry.get("webhook_format")
+    if url is None:
+        if raw_format is not None or secret is not None:
+            raise ConfigError(f"{name('webhook_format')} is set, but no webhook URL is")
+        return None
+    parts = urlsplit(url)
+    # The URL carries the robot's key: a message about it never repeats it.
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name('webhook_url')} must be an http(s) URL (value not shown)")
+    choices = ", ".join(f.value for f in WebhookFormat)
+    try:
+        webhook_format = WebhookFormat(raw_format or WebhookFormat.JSON.value)
+    except ValueError:
+        raise ConfigError(
+            f"{name('webhook_format')} must be one of {choices}, not {raw_format!r}"
+        ) from None
+    if secret is not None and webhook_format is not WebhookFormat.DINGTALK:
+        raise ConfigError(
+            f"{name('webhook_secret')} is for DingTalk's signed robots; "
+            f"this webhook's format is {webhook_format.value}"
+        )
+    return Webhook(url=url, format=webhook_format, secret=secret)
 
 
 def _credential(where: str, entry: Mapping, key: str, environ: Mapping[str, str]) -> str | None:

@@ -6,9 +6,11 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from alembic import command
@@ -27,6 +29,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    UniqueConstraint,
     and_,
     bindparam,
     case,
@@ -540,6 +543,8 @@ def record_statuses(
     """Store SMH's answers for tasks still polled; one unlisted past grace becomes missing."""
     by_id = {s.task_id: s for s in statuses}
     ids = list(by_id)
+    library = libraries.get_library(library_id)
+    webhook = library.webhook if library else None
     for start in range(0, len(ids), RECORD_CHUNK):
         chunk = ids[start : start + RECORD_CHUNK]
         with _engine().begin() as conn:
@@ -547,6 +552,7 @@ def record_statuses(
                 select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
                 .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
                 .add_columns(*(tasks.c[name] for name in _SHOWN_ANSWER))
+                .add_columns(*_TOLD_OF_END)
                 .where(
                     tasks.c.library_id == library_id,
                     tasks.c.task_id.in_(chunk),
@@ -555,6 +561,7 @@ def record_statuses(
             ).mappings()
             answered: list[dict[str, Any]] = []
             unlisted: list[dict[str, Any]] = []
+            ended: list[tuple[RowMapping, dict[str, Any]]] = []
             changed = False
             for row in rows.all():
                 status = by_id[row["task_id"]]
@@ -565,12 +572,21 @@ def record_statuses(
                     "b_task_id": row["task_id"],
                     "b_state": row["state"],
                 }
-                (unlisted if status.state == states.MISSING else answered).append(change)
+                if webhook is not None and change["state"] not in states.POLLED:
+                    ended.append((row, change))
+                else:
+                    (unlisted if status.state == states.MISSING else answered).append(change)
             if answered:
                 conn.execute(_ANSWERED, answered)
             if unlisted:
                 conn.execute(_UNLISTED, unlisted)
-            if answered or unlisted:
+            for row, change in ended:
+                # One at a time, to know which updates won: only the process whose update
+                # ended the task queues its message, in the same transaction.
+                ending = _ANSWERED if "smh_status" in change else _UNLISTED
+                if conn.execute(ending, change).rowcount == 1 and webhook is not None:
+                    _queue_end(conn, library_id, row, change, webhook, now)
+            if answered or unlisted or ended:
                 _bump_version(conn, library_id, changed, checked_at=now)
 
 
@@ -743,3 +759,187 @@ def count_states(
         for library_id, state, n in rows:
             counts[library_id][state] = n
     return counts
+
+
+# Messages to send about tasks that ended, one row per end and webhook, written in the same
+# transaction as the change that ended the task; whichever process delivers one claims it first
+# (see notify.py). A row stays after delivery, as the task page's record of it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("library_id", String(libraries.MAX_LIBRARY_ID_LENGTH), nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("smh_status", Integer),
+    Column("delete_count", BigInteger),
+    Column("label", String(inputs.MAX_LABEL_LENGTH)),
+    Column("finished_at", Float, nullable=False),
+    # Which webhook (libraries.Webhook.key), where it goes as it may be shown, and its format.
+    Column("webhook", String(16), nullable=False),
+    Column("destination", String(300), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # When to try next; NULL once delivered or given up, so that only live rows are due.
+    Column("next_at", Float),
+    Column("claim", String(32)),
+    Column("claimed_until", Float),
+    Column("delivered_at", Float),
+    Column("given_up_at", Float),
+    Column("last_error", String(500)),
+    # A task tracked again, or checked again and found in the same state, is told of once.
+    UniqueConstraint("library_id", "task_id", "state", "webhook", name="uq_outbox_end"),
+    Index("ix_outbox_next_at", "next_at"),
+    Index("ix_outbox_task", "library_id", "task_id"),
+)
+
+# What a message about a task's end says beyond its new state.
+_TOLD_OF_END = (tasks.c.label, tasks.c.smh_status, tasks.c.delete_count)
+
+
+class DeliveryOutcome(Enum):
+    """Where a message about a task's end stands."""
+
+    WAITING = "waiting"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    GAVE_UP = "gave up"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message about a task's end to one webhook, and how sending it went."""
+
+    id: int
+    library_id: str
+    task_id: int
+    state: str
+    smh_status: int | None
+    delete_count: int | None
+    label: str | None
+    finished_at: float
+    webhook: str
+    destination: str
+    format: str
+    created_at: float
+    attempts: int
+    next_at: float | None
+    delivered_at: float | None
+    given_up_at: float | None
+    last_error: str | None
+    # The holder's claim while one process sends it, None otherwise.
+    claim: str | None = field(default=None, repr=False)
+
+    @property
+    def outcome(self) -> DeliveryOutcome:
+        """Say where the delivery stands."""
+        if self.delivered_at is not None:
+            return DeliveryOutcome.DELIVERED
+        if self.given_up_at is not None:
+            return DeliveryOutcome.GAVE_UP
+        if self.last_error is not None:
+            return DeliveryOutcome.RETRYING
+        return DeliveryOutcome.WAITING
+
+
+def _queue_end(
+    conn: Connection,
+    library_id: str,
+    row: RowMapping,
+    change: dict[str, Any],
+    webhook: libraries.Webhook,
+    now: float,
+) -> None:
+    """Queue the message that a task ended, unless this end was queued before."""
+    conn.execute(
+        upsert(outbox)
+        .values(
+            library_id=library_id,
+            task_id=row["task_id"],
+            state=change["state"],
+            smh_status=change.get("smh_status", row["smh_status"]),
+            delete_count=change.get("delete_count", row["delete_count"]),
+            label=row["label"],
+            finished_at=change.get("finished_at") or now,
+            webhook=webhook.key,
+            destination=webhook.masked[:300],
+            format=webhook.format.value,
+            created_at=now,
+            attempts=0,
+            next_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+def claim_deliveries(
+    now: float, lease_until: float, limit: int, skip: Iterable[int] = ()
+) -> list[Delivery]:
+    """Take up to `limit` due deliveries for this process until `lease_until`; count the try.
+
+    One UPDATE takes rows nobody holds or whose holder's lease ran out (a process that died
+    mid-send), so that two processes never take the same row at once.
+    """
+    claim = uuid.uuid4().hex
+    due = (
+        outbox.c.next_at <= now,
+        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now),
+    )
+    picked = select(outbox.c.id).where(*due).order_by(outbox.c.id).limit(limit)
+    skipped = list(skip)
+    if skipped:
+        picked = picked.where(outbox.c.id.not_in(skipped))
+    with begin() as conn:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(picked.scalar_subquery()), *due)
+            .values(claim=claim, claimed_until=lease_until, attempts=outbox.c.attempts + 1)
+        )
+        rows = conn.execute(select(outbox).where(outbox.c.claim == claim).order_by(outbox.c.id))
+        return [_delivery(row._mapping) for row in rows]
+
+
+def finish_delivery(
+    delivery: Delivery,
+    now: float,
+    error: str | None,
+    next_at: float | None,
+) -> bool:
+    """Record how a claimed delivery went: sent (no error), to retry at `next_at`, or given up.
+
+    Return False if the claim was lost meanwhile (its lease ran out and another took it).
+    """
+    values: dict[str, Any] = {"claim": None, "claimed_until": None, "last_error": error}
+    if error is None:
+        values |= {"delivered_at": now, "next_at": None}
+    elif next_at is None:
+        values |= {"given_up_at": now, "next_at": None}
+    else:
+        values |= {"next_at": next_at}
+    with begin() as conn:
+        result = conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id == delivery.id,
+                outbox.c.claim == delivery.claim,
+                outbox.c.delivered_at.is_(None),
+            )
+            .values(values)
+        )
+        return result.rowcount == 1
+
+
+def list_deliveries(library_id: str, task_id: int) -> list[Delivery]:
+    """Return the messages about this task's ends, oldest first."""
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            select(outbox)
+            .where(outbox.c.library_id == library_id, outbox.c.task_id == task_id)
+            .order_by(outbox.c.id)
+        )
+        return [_delivery(row._mapping) for row in rows]
+
+
+def _delivery(row: RowMapping) -> Delivery:
+    return Delivery(**{k: v for k, v in row.items() if k != "claimed_until"})

@@ -276,8 +276,8 @@ def test_a_viewer_sees_their_name_and_no_forms(browser, live_server, page, sim, 
         expect(viewer.locator("header .who")).to_have_text("Signed in as vic · viewer")
         expect(viewer.locator(f"#task-{task_id} .badge")).to_have_text("Running")
         expect(viewer.get_by_label("Track task ids")).to_have_count(0)
-        # Searching is reading: the one button a viewer has.
-        expect(viewer.get_by_role("button")).to_have_text(["Search"])
+        # Searching is reading, and "Notify me" changes nothing here: all a viewer may press.
+        expect(viewer.get_by_role("button")).to_have_text(["Search", "Notify me when a task ends"])
         with viewer.expect_response(_is_poll, timeout=WAIT_MS) as poll:
             pass
         assert poll.value.status in (200, 204)

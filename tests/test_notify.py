@@ -1,0 +1,351 @@
+import base64
+import hashlib
+import hmac
+import logging
+import time
+
+import pytest
+from receiver import Receiver, serve
+
+import poller
+import store
+from app import create_app
+
+KEY = "robot-key-5f1e0c7a"
+DASHBOARD = "https://smh.example.com/dash"
+
+
+@pytest.fixture
+def receiver():
+    hook = Receiver()
+    server = serve(hook)
+    yield hook
+    hook.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def hook_url(receiver):
+    return f"{receiver.url}/cgi-bin/webhook/send?key={KEY}"
+
+
+@pytest.fixture
+def settings(settings, hook_url):
+    return settings | {
+        "SMH_WEBHOOK_URL": hook_url,
+        "SMH_WEBHOOK_FORMAT": "json",
+        "SMH_DASHBOARD_URL": DASHBOARD,
+        "SMH_WEBHOOK_RETRY_SECONDS": 10,
+        "SMH_WEBHOOK_TIMEOUT": 5,
+    }
+
+
+def deliveries(app, task_id):
+    with app.app_context():
+        return store.list_deliveries("lib1", task_id)
+
+
+def test_a_task_ending_with_no_page_open_is_told_once(runner, app, sim, clock, receiver):
+    task = sim.add_task("lib1", run_seconds=5, delete_count=321)
+    runner.invoke(args=["track", "lib1", str(task), "--label", "Spring cleanup"])
+    clock.advance(10)
+
+    first = runner.invoke(args=["refresh"])
+    clock.advance(60)
+    again = runner.invoke(args=["refresh"])
+    # Tracked again after an untrack: the same end is not told twice.
+    runner.invoke(args=["untrack", "lib1", str(task)])
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(60)
+    third = runner.invoke(args=["refresh"])
+
+    assert first.exit_code == 0, first.output
+    assert "Told http://127.0.0.1/… (json) that task" in first.output
+    assert "Told" not in again.output + third.output
+    assert receiver.bodies() == [
+        {
+            "libraryId": "lib1",
+            "taskId": task,
+            "state": "done",
+            "status": 200,
+            "deleteCount": 321,
+            "label": "Spring cleanup",
+            "startedBy": None,
+            "finishedAt": "2027-01-15T08:00:10Z",
+            "url": f"{DASHBOARD}/libraries/lib1/tasks/{task}",
+        }
+    ]
+    assert KEY not in first.output
+
+
+def test_failing_twice_then_succeeding_is_delivered_once(runner, app, sim, clock, receiver, client):
+    receiver.plan = [500, 503]
+    task = sim.add_task("lib1", run_seconds=5, outcome="failed")
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(10)
+
+    failed = runner.invoke(args=["refresh"])
+    early = runner.invoke(args=["refresh"])  # the back-off has not run out: nothing is sent
+    retrying = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    clock.advance(10)
+    runner.invoke(args=["refresh"])
+    clock.advance(20)
+    told = runner.invoke(args=["refresh"])
+    clock.advance(3600)
+    runner.invoke(args=["refresh"])
+
+    assert "Could not tell http://127.0.0.1/… (json)" in failed.output
+    assert "HTTP 500" in failed.output
+    assert "Told" not in early.output and "Could not" not in early.output
+    assert "Failed: HTTP 500" in retrying
+    assert "Told http://127.0.0.1/… (json)" in told.output
+    assert [b["state"] for b in receiver.bodies()] == ["failed"] * 3
+    assert len(receiver.successes()) == 1
+    [delivery] = deliveries(app, task)
+    assert (delivery.attempts, delivery.outcome.value) == (3, "delivered")
+    page = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    assert "Delivered" in page
+    assert "http://127.0.0.1/…" in page
+    assert KEY not in page and receiver.url not in page
+
+
+def test_a_delivery_failing_for_a_day_is_given_up_and_shown(
+    runner, app, sim, clock, receiver, client
+):
+    receiver.plan = [500] * 100
+    task = sim.add_task("lib1", run_seconds=5)
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(10)
+    outputs = []
+    for _ in range(40):
+        outputs.append(runner.invoke(args=["refresh"]).output)
+        clock.advance(3600)
+
+    [delivery] = deliveries(app, task)
+    assert delivery.outcome.value == "gave up"
+    # Doubling from 10 s, at most an hour apart: 24 hours is about 30 tries, not 40.
+    assert 20 < delivery.attempts < 40 == len(outputs)
+    assert sum("Gave up telling http://127.0.0.1/… (json)" in o for o in outputs) == 1
+    page = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    assert "Gave up: HTTP 500" in page
+
+
+def test_a_task_that_a_page_saw_end_is_told_by_the_web_app(client, app, sim, clock, receiver):
+    task = sim.add_task("lib1", run_seconds=5)
+    with app.app_context():
+        store.track_tasks("lib1", [task], None, clock())
+    clock.advance(10)
+
+    client.get("/libraries/lib1")  # the refresh this page runs sees the task end
+    clock.advance(5)
+    client.get("/libraries/lib1")  # a later request delivers what is due
+    clock.advance(5)
+    client.get("/libraries/lib1")
+
+    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "done")]
+
+
+def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
+    runner, app, sim, clock, receiver
+):
+    task = sim.add_task("lib1", run_seconds=5)
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(10)
+    with app.app_context():
+        # A refresh records the end, then a process claims its message and dies unsent.
+        poller.refresh_library(app.extensions["libraries"]["lib1"].library)
+        [held] = store.claim_deliveries(clock(), clock() + 15, 1)
+    held_on = runner.invoke(args=["refresh"])
+    clock.advance(16)
+    taken_over = runner.invoke(args=["refresh"])
+
+    assert held.task_id == task
+    assert "Told" not in held_on.output
+    assert "Told" in taken_over.output
+    assert [b["taskId"] for b in receiver.successes()] == [task]
+    assert deliveries(app, task)[0].attempts == 2
+
+
+def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
+    runner.invoke(args=["track", "lib1", "424242"])
+    runner.invoke(args=["refresh"])
+    clock.advance(200)
+    runner.invoke(args=["refresh"])
+
+    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(424242, "missing")]
+
+
+@pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk", "slack"])
+def test_each_chat_gets_its_own_message_format(
+    runner, settings, webhook_format, sim, clock, receiver, monkeypatch
+):
+    monkeypatch.setattr(poller, "now", clock)
+    app = create_app(settings | {"SMH_WEBHOOK_FORMAT": webhook_format})
+    runner = app.test_cli_runner()
+    task = sim.add_task("lib1", run_seconds=5, delete_count=1834)
+    runner.invoke(args=["track", "lib1", str(task), "--label", "Old shots"])
+    clock.advance(10)
+    result = runner.invoke(args=["refresh"])
+
+    assert result.exit_code == 0, result.output
+    [received] = receiver.received
+    body = received.body
+    url = f"{DASHBOARD}/libraries/lib1/tasks/{task}"
+    if webhook_format == "wecom":
+        assert set(body) == {"msgtype", "markdown"} and body["msgtype"] == "markdown"
+        content = body["markdown"]["content"]
+        assert content.startswith(f'**SMH task {task} in Marketing assets: <font color="info">Done')
+        assert "Versions deleted: 1,834" in content and "Label: Old shots" in content
+        assert f"[Open the task page]({url})" in content
+    elif webhook_format == "dingtalk":
+        assert body["msgtype"] == "markdown"
+        assert body["markdown"]["title"] == f"SMH task {task} in Marketing assets: Done"
+        text = body["markdown"]["text"]
+        assert "Versions deleted: 1,834" in text and f"[Open the task page]({url})" in text
+    else:
+        assert body["text"] == f"SMH task {task} in Marketing assets: Done"
+        [block] = body["blocks"]
+        assert block["type"] == "section" and block["text"]["type"] == "mrkdwn"
+        assert f"*SMH task <{url}|{task}> in Marketing assets: Done*" in block["text"]["text"]
+        assert "Versions deleted: 1,834" in block["text"]["text"]
+    app.extensions["store"].dispose()
+
+
+def test_dingtalk_requests_are_signed(settings, receiver, sim, clock, monkeypatch):
+    secret = "SECa1b2c3d4e5f6"
+    monkeypatch.setattr(poller, "now", clock)
+    app = create_app(settings | {"SMH_WEBHOOK_FORMAT": "dingtalk", "SMH_WEBHOOK_SECRET": secret})
+    result = app.test_cli_runner().invoke(args=["notify-test", "lib1"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "Sent a test message to http://127.0.0.1/… (dingtalk).\n"
+    [received] = receiver.received
+    # Parsed back from the query: a "+" or "/" of the base64 left unescaped would not verify.
+    timestamp = received.query["timestamp"][0]
+    expected = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256)
+    assert base64.b64decode(received.query["sign"][0]) == expected.digest()
+    assert received.query["key"] == [KEY]
+    assert received.body["markdown"]["title"].startswith("Test message")
+    app.extensions["store"].dispose()
+
+
+def test_notify_test_says_how_it_went_without_the_url(runner, receiver):
+    receiver.plan = [404]
+    failed = runner.invoke(args=["notify-test", "lib1"])
+    ok = runner.invoke(args=["notify-test", "lib1"])
+    unknown = runner.invoke(args=["notify-test", "nosuch"])
+
+    assert failed.exit_code == 1
+    assert "Sending a test message to http://127.0.0.1/… (json) failed: HTTP 404" in failed.output
+    assert ok.exit_code == 0 and "Sent a test message to http://127.0.0.1/… (json)." in ok.output
+    assert unknown.exit_code == 2
+    assert receiver.bodies()[1]["state"] == "test"
+    assert receiver.bodies()[1]["url"] == f"{DASHBOARD}/libraries/lib1"
+    assert all(KEY not in r.output for r in (failed, ok, unknown))
+
+
+def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(
+    runner, settings, sim, clock, monkeypatch, caplog
+):
+    monkeypatch.setattr(poller, "now", clock)
+    caplog.set_level(logging.DEBUG)
+    app = create_app(settings | {"SMH_WEBHOOK_URL": f"http://127.0.0.1:9/hook?key={KEY}"})
+    task = sim.add_task("lib1", run_seconds=5)
+    runner = app.test_cli_runner()
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(10)
+    result = runner.invoke(args=["refresh"])
+    page = app.test_client().get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+
+    assert "Could not tell http://127.0.0.1/… (json)" in result.output
+    assert "could not connect" in result.output
+    assert "Failed: could not connect" in page
+    assert KEY not in result.output + page + caplog.text
+    assert "127.0.0.1:9" not in page
+    app.extensions["store"].dispose()
+
+
+def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock, monkeypatch):
+    monkeypatch.setattr(poller, "now", clock)
+    plain = {k: v for k, v in settings.items() if not k.startswith("SMH_WEBHOOK_")}
+    app = create_app(plain)
+    task = sim.add_task("lib1", run_seconds=5)
+    runner = app.test_cli_runner()
+    runner.invoke(args=["track", "lib1", str(task)])
+    clock.advance(10)
+    runner.invoke(args=["refresh"])
+    page = app.test_client().get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+
+    with app.app_context():
+        assert store.list_deliveries("lib1", task) == []
+    assert "No webhook is configured for Marketing assets" in page
+    assert "Done" in page
+    app.extensions["store"].dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SMH_WEBHOOK_FORMAT": "teams"}, "SMH_WEBHOOK_FORMAT must be one of json, wecom"),
+        ({"SMH_WEBHOOK_URL": f"ftp://host/{KEY}"}, "SMH_WEBHOOK_URL must be an http(s) URL"),
+        ({"SMH_WEBHOOK_SECRET": "SECx"}, "SMH_WEBHOOK_SECRET is for DingTalk's signed robots"),
+        ({"SMH_DASHBOARD_URL": None}, "SMH_DASHBOARD_URL must be set when a webhook is"),
+        ({"SMH_DASHBOARD_URL": "smh.example.com"}, "SMH_DASHBOARD_URL must be the dashboard's"),
+        ({"SMH_WEBHOOK_URL": None}, "SMH_WEBHOOK_FORMAT is set, but no webhook URL is"),
+        ({"SMH_LIBRARY_ID": None, "SMH_LIBRARY_SECRET": None}, "SMH_WEBHOOK_URL is set but"),
+        ({"SMH_WEBHOOK_RETRY_SECONDS": "soon"}, "SMH_WEBHOOK_RETRY_SECONDS must be a number"),
+    ],
+)
+def test_bad_webhook_settings_stop_start_up_naming_them(settings, change, message):
+    with pytest.raises(SystemExit) as stopped:
+        create_app(settings | change)
+    assert message in str(stopped.value)
+    assert KEY not in str(stopped.value)
+
+
+def test_a_libraries_file_names_the_library_whose_webhook_is_wrong(
+    settings, tmp_path, monkeypatch, secret
+):
+    monkeypatch.setenv("LIB1_SECRET", secret)
+    path = tmp_path / "libraries.toml"
+    path.write_text(
+        '[[library]]\nid = "lib1"\nsecret_env = "LIB1_SECRET"\n'
+        'webhook_url_env = "LIB1_HOOK"\nwebhook_format = "slack"\n'
+    )
+    single = {k: v for k, v in settings.items() if not k.startswith(("SMH_WEBHOOK_", "SMH_LIB"))}
+    with pytest.raises(SystemExit) as unset:
+        create_app(single | {"SMH_LIBRARIES_FILE": str(path)})
+    monkeypatch.setenv("LIB1_HOOK", f"https://hooks.slack.com/services/T0/B0/{KEY}")
+    app = create_app(single | {"SMH_LIBRARIES_FILE": str(path)})
+
+    assert "SMH_LIBRARIES_FILE" in str(unset.value) and "library #1" in str(unset.value)
+    assert "webhook_url_env names 'LIB1_HOOK', which is not set" in str(unset.value)
+    webhook = app.extensions["libraries"]["lib1"].library.webhook
+    assert (webhook.masked, webhook.format.value) == ("https://hooks.slack.com/…", "slack")
+    assert KEY not in repr(app.extensions["libraries"]["lib1"].library)
+    app.extensions["store"].dispose()
+
+
+def test_pages_alone_get_the_message_sent_from_a_background_thread(
+    settings, sim, clock, receiver, monkeypatch
+):
+    monkeypatch.setattr(poller, "now", clock)
+    app = create_app(settings | {"SMH_REFRESH_IN_BACKGROUND": True})
+    client = app.test_client()
+    task = sim.add_task("lib1", run_seconds=5)
+    with app.app_context():
+        store.track_tasks("lib1", [task], None, clock())
+    clock.advance(10)
+
+    # An open page polls: its refreshes and deliveries run off the request, in threads.
+    deadline = time.monotonic() + 60
+    while not receiver.successes() and time.monotonic() < deadline:
+        assert client.get("/libraries/lib1/rows").status_code in (200, 204)
+        clock.advance(1)
+        time.sleep(0.05)
+
+    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "done")]
+    page = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    assert "Delivered" in page
+    app.extensions["store"].dispose()

@@ -1,0 +1,209 @@
+"""`flask watch` as operators run it: separate processes, stopped by signals, killed, doubled."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from receiver import Receiver, serve
+
+import store
+
+PROJECT = Path(__file__).resolve().parent.parent
+KEY = "robot-key-5f1e0c7a"
+# How long to wait for something a watcher does within a second or two; only a bound, so that a
+# broken watcher fails the test instead of hanging it.
+PATIENCE = 60
+
+
+@pytest.fixture
+def receiver():
+    hook = Receiver()
+    server = serve(hook)
+    yield hook
+    hook.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def settings(settings, receiver):
+    return settings | {
+        "SMH_WEBHOOK_URL": f"{receiver.url}/hook?key={KEY}",
+        "SMH_WEBHOOK_FORMAT": "json",
+        "SMH_DASHBOARD_URL": "https://smh.example.com",
+    }
+
+
+class Watcher:
+    """A `flask watch` process whose output is read as it comes."""
+
+    def __init__(self, settings: dict) -> None:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SMH_", "FLASK_"))}
+        environ |= {name: str(value) for name, value in settings.items() if name.isupper()}
+        environ |= {
+            "FLASK_APP": "app",
+            "PYTHONUNBUFFERED": "1",
+            "SMH_CACHE_SECONDS": "1",
+            "SMH_WEBHOOK_RETRY_SECONDS": "0.5",
+            "SMH_WEBHOOK_TIMEOUT": "3",
+        }
+        environ.pop("TESTING", None)
+        environ.pop("SMH_REFRESH_IN_BACKGROUND", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "watch"],
+            cwd=PROJECT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        wait_until(lambda: any(line.startswith("Watching") for line in self.lines), self)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=PATIENCE)
+        self.reader.join(timeout=PATIENCE)
+        return code
+
+
+def wait_until(condition, *watchers: Watcher) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        for watcher in watchers:
+            assert watcher.process.poll() is None, f"the watcher ended:\n{watcher.output}"
+        assert time.monotonic() < deadline, "\n".join(w.output for w in watchers)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def watchers(settings):
+    started: list[Watcher] = []
+
+    def start() -> Watcher:
+        watcher = Watcher(settings)
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        if watcher.process.poll() is None:
+            watcher.process.kill()
+            watcher.process.wait()
+        if watcher.process.stdout:
+            watcher.process.stdout.close()
+
+
+def track(app, clock, *task_ids):
+    with app.app_context():
+        store.track_tasks("lib1", task_ids, None, clock())
+
+
+def deliveries(app, task_id):
+    with app.app_context():
+        return store.list_deliveries("lib1", task_id)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_ctrl_c_or_sigterm_stops_the_watcher_cleanly(app, watchers, signum):
+    watcher = watchers()
+
+    code = watcher.stop(signum)
+
+    assert code == 0, watcher.output
+    assert watcher.output.splitlines()[-1] == "Watcher stopped."
+    assert "Traceback" not in watcher.output
+    assert KEY not in watcher.output
+
+
+def test_a_watcher_killed_and_restarted_sends_what_was_not_sent_and_nothing_twice(
+    app, sim, clock, receiver, watchers
+):
+    first_task = sim.add_task("lib1", run_seconds=5)
+    second_task = sim.add_task("lib1", run_seconds=100)
+    track(app, clock, first_task, second_task)
+    first = watchers()
+
+    clock.advance(10)  # the first task ends, with no page open
+    wait_until(lambda: len(receiver.successes()) == 1, first)
+    receiver.hold.set()
+    clock.advance(100)  # the second ends; its message is held by the receiver mid-send
+    wait_until(receiver.arrived.is_set, first)
+    first.process.kill()
+    first.process.wait(timeout=PATIENCE)
+    receiver.hold.clear()
+    receiver.release.set()
+    second = watchers()
+    # Its claim outlives the killed watcher by its lease; then the new one sends it.
+    wait_until(lambda: len(receiver.successes()) == 2, second)
+    code = second.stop()
+
+    assert code == 0, second.output
+    assert [b["taskId"] for b in receiver.successes()] == [first_task, second_task]
+    assert [b["taskId"] for b in receiver.bodies()].count(first_task) == 1
+    assert [d.outcome.value for d in deliveries(app, first_task)] == ["delivered"]
+    [resent] = deliveries(app, second_task)
+    assert resent.outcome.value == "delivered" and resent.attempts >= 2
+    assert f"that task {second_task} in lib1 ended (done)" in second.output
+    assert f"task {first_task} " not in second.output
+
+
+def test_two_watchers_at_once_send_each_message_once(app, sim, clock, receiver, watchers):
+    tasks = sim.add_tasks("lib1", 5, run_seconds=5)
+    track(app, clock, *tasks)
+    one, two = watchers(), watchers()
+
+    clock.advance(10)
+    wait_until(
+        lambda: all([d.outcome.value for d in deliveries(app, t)] == ["delivered"] for t in tasks),
+        one,
+        two,
+    )
+    codes = one.stop(), two.stop()
+
+    assert codes == (0, 0), one.output + two.output
+    assert sorted(b["taskId"] for b in receiver.bodies()) == sorted(tasks)
+    assert sorted(b["taskId"] for b in receiver.successes()) == sorted(tasks)
+    told = one.output.count("Told") + two.output.count("Told")
+    assert told == len(tasks)
+
+
+def test_a_watcher_says_once_per_try_that_smh_fails_and_when_it_answers_again(
+    app, sim, clock, receiver, watchers
+):
+    task = sim.add_task("lib1", run_seconds=5)
+    track(app, clock, task)
+    sim.inject("error", status=503, code="ServerOverloaded", times=None)
+    watcher = watchers()
+
+    wait_until(lambda: "lib1: SMH failed" in watcher.output, watcher)
+    sim.clear_faults()
+    # Every call to SMH so far failed (a token or a query), bar perhaps one since the clear.
+    tries = sum(sim.calls.values())
+    clock.advance(10)
+    wait_until(lambda: len(receiver.successes()) == 1, watcher)
+    code = watcher.stop()
+
+    assert code == 0, watcher.output
+    lines = watcher.output.splitlines()
+    failures = [line for line in lines if line.startswith("lib1: SMH failed")]
+    # Said once per failed try, not at each pass of the watcher while the back-off runs.
+    assert 1 <= len(failures) <= tries
+    assert lines.index("lib1: SMH answers again.") > lines.index(failures[-1])
+    assert [b["taskId"] for b in receiver.successes()] == [task]
