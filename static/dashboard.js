@@ -119,7 +119,22 @@ function spellMoment(date, seconds) {
   let absolute = yearDateTime;
   if (today.toDateString() === date.toDateString()) absolute = clockTime;
   else if (today.getFullYear() === date.getFullYear()) absolute = dateTime;
-  return spellAgo(seconds) + " · " + absolute.format(date);
+  return [spellAgo(seconds) + " ·", absolute.format(date)];
+}
+
+// Each part in its own span with a space between, so a narrow cell breaks between them rather
+// than inside one.
+function showParts(time, parts) {
+  if (time.textContent === parts.join(" ")) return;
+  const nodes = [];
+  for (const part of parts) {
+    if (nodes.length) nodes.push(document.createTextNode(" "));
+    const span = document.createElement("span");
+    span.className = "time-part";
+    span.textContent = part;
+    nodes.push(span);
+  }
+  time.replaceChildren(...nodes);
 }
 
 function showTimes() {
@@ -128,11 +143,9 @@ function showTimes() {
     const date = new Date(time.getAttribute("datetime"));
     if (Number.isNaN(date.getTime())) continue;
     const seconds = (now - date.getTime()) / 1000;
-    let text;
-    if (time.dataset.format === "elapsed") text = spellDuration(seconds);
-    else if (time.dataset.format === "ago") text = spellAgo(seconds);
-    else text = spellMoment(date, seconds);
-    if (time.textContent !== text) time.textContent = text;
+    if (time.dataset.format === "elapsed") showParts(time, [spellDuration(seconds)]);
+    else if (time.dataset.format === "ago") showParts(time, [spellAgo(seconds)]);
+    else showParts(time, spellMoment(date, seconds));
     const title = fullDateTime.format(date);
     if (time.title !== title) time.title = title;
   }
