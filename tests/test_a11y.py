@@ -4,6 +4,7 @@ axe-core (vendored unedited under tests/vendor) is injected into each page and m
 serious or critical violation, at desktop and phone widths, in light and dark.
 """
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,6 +194,25 @@ def _axe_problems(page):
     return violations
 
 
+def _luminance(rgb):
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _border_contrast(page, selector):
+    """Return the contrast ratio of an element's border against the page's background."""
+    border, background = page.evaluate(
+        """(selector) => [
+            getComputedStyle(document.querySelector(selector)).borderTopColor,
+            getComputedStyle(document.body).backgroundColor,
+        ]""",
+        selector,
+    )
+    lighter, darker = sorted((_luminance(border), _luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def _page_width(page):
     return page.evaluate("document.documentElement.scrollWidth")
 
@@ -236,6 +256,9 @@ def test_every_page_passes_axe_and_fits_a_phone(
             box = part.bounding_box()
             assert box is not None
             assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        # WCAG 1.4.11: a field's or an outlined button's edge stands out 3:1 from the page.
+        for control in ("#label", "#confirm", "[data-pause]", "#filter-done"):
+            assert _border_contrast(page, control) >= 3, control
         for state in ("running", "done", "failed", "unknown"):
             check(f"/libraries/lib1?state={state}", "#tasks")
         check(f"/libraries/lib1/tasks/{done}", "#answer")
