@@ -1,38 +1,153 @@
-// Hidden tabs do not poll: htmx announces each request with a cancellable event, and a hidden
-// tab cancels it (htmx 2 fires htmx:confirm before every request, htmx 4 htmx:before:request).
-// The polled elements also listen for visibilitychange, so a tab shown again refreshes at once.
-function skipWhileHidden(event) {
-  if (document.hidden && event.target.hasAttribute("data-poll")) {
-    event.preventDefault();
+// Every word a reader sees comes from the server's templates (so it can be translated there) or
+// from the browser's Intl, in the page's own language: none is written in this file.
+const LANG = document.documentElement.lang || navigator.language;
+
+// Polling: hidden tabs and paused tabs do not poll. htmx announces each request with a cancellable
+// event (htmx 2 fires htmx:confirm before every request, htmx 4 htmx:before:request). Polled
+// elements also listen for visibilitychange, so a tab shown again refreshes at once, and for
+// dashboard-refresh, which "Refresh now" sends.
+const PAUSED_KEY = "dashboard-paused";
+let refreshAsked = false;
+
+function isPaused() {
+  try {
+    return sessionStorage.getItem(PAUSED_KEY) === "1";
+  } catch {
+    return false;
   }
 }
-document.addEventListener("htmx:confirm", skipWhileHidden);
-document.addEventListener("htmx:before:request", skipWhileHidden);
+
+function skipPoll(event) {
+  if (!(event.target instanceof Element) || !event.target.hasAttribute("data-poll")) return;
+  if (refreshAsked) return;
+  if (document.hidden || isPaused()) event.preventDefault();
+}
+document.addEventListener("htmx:confirm", skipPoll);
+document.addEventListener("htmx:before:request", skipPoll);
+
+function refreshNow() {
+  if (!document.querySelector("[data-poll]")) {
+    // Nothing polls once every task has ended: a refresh is then a new page.
+    window.location.reload();
+    return;
+  }
+  // htmx asks for the answer synchronously inside the event, so the flag covers exactly it.
+  refreshAsked = true;
+  try {
+    document.dispatchEvent(new Event("dashboard-refresh"));
+  } finally {
+    refreshAsked = false;
+  }
+}
+
+function showPaused() {
+  const paused = isPaused();
+  for (const button of document.querySelectorAll("[data-pause]")) {
+    button.setAttribute("aria-pressed", String(paused));
+  }
+  for (const note of document.querySelectorAll("[data-paused-note]")) note.hidden = !paused;
+}
+
+function togglePause() {
+  const paused = !isPaused();
+  try {
+    if (paused) sessionStorage.setItem(PAUSED_KEY, "1");
+    else sessionStorage.removeItem(PAUSED_KEY);
+  } catch {
+    return;
+  }
+  showPaused();
+  if (!paused) refreshNow();
+}
+
+document.addEventListener("click", (event) => {
+  if (!(event.target instanceof Element)) return;
+  if (event.target.closest("[data-pause]")) togglePause();
+  else if (event.target.closest("[data-refresh]")) refreshNow();
+});
 
 // Times come as <time datetime>; the server's text is a fallback for readers without scripts.
-// The browser keeps them relative to its own clock, so a poll never redraws just because a
-// clock moved. The wording matches formatting.py's `ago` and `duration`.
-function spellDuration(seconds, short) {
+// The browser writes them in the reader's language and time zone and keeps relative ones moving
+// on its own clock, so the server never redraws a page just because a clock moved.
+const relative = new Intl.RelativeTimeFormat(LANG, { numeric: "auto" });
+const clockTime = new Intl.DateTimeFormat(LANG, { timeStyle: "short" });
+const dateTime = new Intl.DateTimeFormat(LANG, {
+  month: "short",
+  day: "numeric",
+  hour: "numeric",
+  minute: "2-digit",
+});
+const yearDateTime = new Intl.DateTimeFormat(LANG, { dateStyle: "short", timeStyle: "short" });
+const fullDateTime = new Intl.DateTimeFormat(LANG, { dateStyle: "full", timeStyle: "long" });
+const units = {};
+for (const unit of ["second", "minute", "hour", "day"]) {
+  units[unit] = new Intl.NumberFormat(LANG, { style: "unit", unit, unitDisplay: "short" });
+}
+
+// The same steps as formatting.py's `ago`: seconds, minutes, hours below two days, then days.
+function spellAgo(seconds) {
+  if (seconds < 5) return relative.format(0, "second");
+  if (seconds < 60) return relative.format(-Math.round(seconds), "second");
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return relative.format(-minutes, "minute");
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return relative.format(-hours, "hour");
+  return relative.format(-Math.floor(hours / 24), "day");
+}
+
+// A duration as formatting.py's `duration` spells it ("4 min 10 s"), in the reader's language.
+function spellDuration(seconds) {
   seconds = Math.max(0, Math.round(seconds));
-  if (seconds < 60) return seconds + " s";
+  if (seconds < 60) return units.second.format(seconds);
   let minutes = Math.floor(seconds / 60);
   const secs = seconds % 60;
-  if (minutes < 60) return short || !secs ? minutes + " min" : minutes + " min " + secs + " s";
+  if (minutes < 60) {
+    return [units.minute.format(minutes), secs ? units.second.format(secs) : ""].join(" ").trim();
+  }
   const hours = Math.floor(minutes / 60);
   minutes %= 60;
-  if (hours < 48) return short || !minutes ? hours + " h" : hours + " h " + minutes + " min";
-  return Math.floor(hours / 24) + " days";
+  if (hours < 48) {
+    return [units.hour.format(hours), minutes ? units.minute.format(minutes) : ""].join(" ").trim();
+  }
+  return units.day.format(Math.floor(hours / 24));
+}
+
+// "2 minutes ago · 4:00 PM": the clock time alone today, with the day before, the year only when
+// it is not this year's.
+function spellMoment(date, seconds) {
+  const today = new Date();
+  let absolute = yearDateTime;
+  if (today.toDateString() === date.toDateString()) absolute = clockTime;
+  else if (today.getFullYear() === date.getFullYear()) absolute = dateTime;
+  return [spellAgo(seconds) + " ·", absolute.format(date)];
+}
+
+// Each part in its own span with a space between, so a narrow cell breaks between them rather
+// than inside one.
+function showParts(time, parts) {
+  if (time.textContent === parts.join(" ")) return;
+  const nodes = [];
+  for (const part of parts) {
+    if (nodes.length) nodes.push(document.createTextNode(" "));
+    const span = document.createElement("span");
+    span.className = "time-part";
+    span.textContent = part;
+    nodes.push(span);
+  }
+  time.replaceChildren(...nodes);
 }
 
 function showTimes() {
   const now = Date.now();
   for (const time of document.querySelectorAll("time[datetime]")) {
-    const seconds = (now - Date.parse(time.getAttribute("datetime"))) / 1000;
-    if (Number.isNaN(seconds)) continue;
-    let text;
-    if (time.dataset.format === "elapsed") text = spellDuration(seconds, false);
-    else text = seconds < 5 ? "just now" : spellDuration(seconds, true) + " ago";
-    if (time.textContent !== text) time.textContent = text;
+    const date = new Date(time.getAttribute("datetime"));
+    if (Number.isNaN(date.getTime())) continue;
+    const seconds = (now - date.getTime()) / 1000;
+    if (time.dataset.format === "elapsed") showParts(time, [spellDuration(seconds)]);
+    else if (time.dataset.format === "ago") showParts(time, [spellAgo(seconds)]);
+    else showParts(time, spellMoment(date, seconds));
+    const title = fullDateTime.format(date);
+    if (time.title !== title) time.title = title;
   }
 }
 
@@ -50,9 +165,41 @@ function markUpToDate(event) {
   }
 }
 
+// The announcer: elements that can change state carry an id, data-state and the sentence to say
+// (data-announce, rendered by the server). After each swap, whatever changed state, or appeared,
+// is said once through the one polite live region in base.html, which no poll replaces.
+const statesSeen = new Map();
+
+function announceChanges(speak) {
+  const sentences = [];
+  for (const element of document.querySelectorAll("[data-announce][id]")) {
+    const state = element.dataset.state || "";
+    if (speak && statesSeen.get(element.id) !== state) sentences.push(element.dataset.announce);
+    statesSeen.set(element.id, state);
+  }
+  const announcer = document.getElementById("announcer");
+  if (!sentences.length || !announcer) return;
+  // Emptied first, so the same sentence twice in a row is still a change to speak.
+  announcer.textContent = "";
+  setTimeout(() => {
+    announcer.textContent = sentences.join(" ");
+  }, 50);
+}
+
+function afterSwap() {
+  showTimes();
+  announceChanges(true);
+}
+
 document.addEventListener("htmx:afterRequest", markUpToDate);
 document.addEventListener("htmx:after:request", markUpToDate);
-document.addEventListener("htmx:afterSwap", showTimes);
-document.addEventListener("htmx:after:swap", showTimes);
-document.addEventListener("DOMContentLoaded", showTimes);
-setInterval(showTimes, 10000);
+document.addEventListener("htmx:afterSwap", afterSwap);
+document.addEventListener("htmx:oobAfterSwap", afterSwap);
+document.addEventListener("htmx:after:swap", afterSwap);
+document.addEventListener("DOMContentLoaded", () => {
+  showTimes();
+  announceChanges(false);
+  showPaused();
+  for (const controls of document.querySelectorAll(".live-controls")) controls.hidden = false;
+});
+setInterval(showTimes, 1000);

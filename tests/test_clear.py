@@ -99,14 +99,14 @@ def test_the_button_tracks_a_running_task_that_then_finishes(client, app, sim, c
     assert task.label == "History clear started by no sign-in (127.0.0.1)"
     page = shown(client.get("/libraries/lib1"))
     assert f"SMH started clearing all historical versions: task {task.task_id}." in page
-    row = re.search(rf'<tr id="task-{task.task_id}">.*?</tr>', page, re.S).group(0)
+    row = re.search(rf'<tr id="task-{task.task_id}"[ >].*?</tr>', page, re.S).group(0)
     assert 'data-state="running"' in row
     assert "hx-get=" in page
 
     clock.advance(31)
     next_window()
     page = shown(client.get("/libraries/lib1"))
-    row = re.search(rf'<tr id="task-{task.task_id}">.*?</tr>', page, re.S).group(0)
+    row = re.search(rf'<tr id="task-{task.task_id}"[ >].*?</tr>', page, re.S).group(0)
     assert 'data-state="done"' in row
     (entry,) = logged(app)
     assert (entry.action, entry.outcome, entry.task_id) == ("clear", "done", task.task_id)

@@ -19,7 +19,7 @@ def stored(app, task_id, library_id="lib1"):
 
 
 def row(html, task_id):
-    match = re.search(rf'<tr id="task-{task_id}">(.*?)</tr>', html, re.S)
+    match = re.search(rf'<tr id="task-{task_id}"[^>]*>(.*?)</tr>', html, re.S)
     assert match, f"no row for task {task_id}"
     return match.group(1)
 
@@ -34,7 +34,7 @@ def is_polling(html):
 
 def counts(html, library_id="lib1"):
     cells = re.search(rf'<tr id="library-{library_id}">(.*?)</tr>', html, re.S).group(1)
-    return [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', cells)]
+    return [int(n) for n in re.findall(r'<td class="num"[^>]*>(\d+)</td>', cells)]
 
 
 def test_index_lists_each_library_with_counts_and_link(client, app, sim, clock):
@@ -155,7 +155,7 @@ def test_poll_interval_follows_the_setting(settings, sim, clock, monkeypatch):
     app = create_app(settings)
     track(app, clock, sim.add_task("lib1"))
     fragment = app.test_client().get("/libraries/lib1/rows").get_data(as_text=True)
-    assert 'hx-trigger="every 7.0s, visibilitychange from:document"' in fragment
+    assert 'hx-trigger="every 7.0s, ' in fragment
     app.extensions["store"].dispose()
 
 

@@ -11,7 +11,7 @@ def track(app, clock, *task_ids, label=None):
 
 
 def row(html, task_id):
-    match = re.search(rf'<tr id="task-{task_id}">(.*?)</tr>', html, re.S)
+    match = re.search(rf'<tr id="task-{task_id}"[^>]*>(.*?)</tr>', html, re.S)
     assert match, f"no row for task {task_id}"
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(1))).strip()
 

@@ -99,7 +99,7 @@ def test_a_state_change_from_smh_renders_and_polling_goes_on(
 
     assert answer.status_code == 200
     fragment = answer.get_data(as_text=True)
-    assert re.search(rf'id="task-{running}">.*?data-state="done"', fragment, re.S)
+    assert re.search(rf'id="task-{running}"[^>]*>.*?data-state="done"', fragment, re.S)
     assert poll(client, poll_url(fragment)).status_code == 204
 
 

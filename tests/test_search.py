@@ -15,7 +15,7 @@ def track(app, clock, *task_ids, label=None):
 
 
 def listed_ids(html):
-    return [int(i) for i in re.findall(r'<tr id="task-(\d+)">', html)]
+    return [int(i) for i in re.findall(r'<tr id="task-(\d+)"[^>]*>', html)]
 
 
 def filter_count(html, label):
