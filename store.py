@@ -32,14 +32,16 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 import inputs
@@ -47,6 +49,8 @@ import libraries
 import smh
 import states
 
+# How long opening a PostgreSQL connection may take before the database counts as down.
+DATABASE_CONNECT_SECONDS = 3
 # The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
 MAX_WHO_LENGTH = 200
 
@@ -174,13 +178,38 @@ def init_app(app: Flask) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers."""
+    """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers.
+
+    A PostgreSQL URL as people write it (postgresql://user:password@host:port/name) goes through
+    psycopg 3, the driver the dashboard depends on.
+    """
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
-    engine = create_engine(url)
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        # A server that restarted leaves dead connections in the pool: check each before use,
+        # and give up on one that cannot be reached within seconds, not minutes.
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": DATABASE_CONNECT_SECONDS},
+        )
+    engine = create_engine(parsed)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def ping(engine: Engine) -> bool:
+    """Tell whether the database answers now (for /healthz)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -284,6 +313,14 @@ def upsert(table: Table) -> postgresql.Insert | sqlite.Insert:
     return sqlite.insert(table)
 
 
+def writes_row(conn: Connection, statement: postgresql.Insert | sqlite.Insert) -> bool:
+    """Run an INSERT … ON CONFLICT of one row; tell whether it inserted or updated the row."""
+    if conn.dialect.insert_returning:
+        # psycopg reports no row count for an INSERT: the row it returns is the answer.
+        return conn.execute(statement.returning(literal_column("1"))).first() is not None
+    return bool(conn.execute(statement).rowcount)
+
+
 def track_tasks(
     library_id: str,
     task_ids: Iterable[int],
@@ -316,7 +353,7 @@ def track_tasks(
             inserted = set(db.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
-            inserted = {row["task_id"] for row in rows if db.execute(insert_new, row).rowcount}
+            inserted = {row["task_id"] for row in rows if writes_row(db, insert_new.values(row))}
         if inserted:
             _bump_version(db, library_id)
     return [i for i in ids if i in inserted]
@@ -380,7 +417,7 @@ def undo_untrack(library_id: str) -> list[int]:
         conn.execute(delete(untracked).where(untracked.c.library_id == library_id))
         restored = upsert(tasks).on_conflict_do_nothing()
         # Tracked again since (say, pasted back in): the newer record stays.
-        back = [r["task_id"] for r in row.rows if conn.execute(restored, r).rowcount]
+        back = [r["task_id"] for r in row.rows if writes_row(conn, restored.values(r))]
         if back:
             _bump_version(conn, library_id)
     return sorted(back)
