@@ -118,6 +118,7 @@ def init_app(app: Flask) -> None:
     app.extensions["coordination"] = shared
     if app.config.get("CACHE_TYPE") is None:
         app.config["CACHE_TYPE"] = "coordination.SharedCache" if shared.client else "SimpleCache"
+    app.context_processor(lambda: {"redis_missing": shared.missing})
 
 
 def close_app(app: Flask) -> None:
@@ -216,9 +217,10 @@ class Lease:
     orders the processes. While Redis is out of reach, the local lock alone holds.
     """
 
-    def __init__(self, coordination: Shared, name: str) -> None:
+    def __init__(self, coordination: Shared, name: str, seconds: float = LEASE_SECONDS) -> None:
         self.coordination = coordination
         self.key = f"{KEY_PREFIX}lease/{name}"
+        self.seconds = seconds
         self._local = threading.Lock()
         self._token: str | None = None
         self._stop: threading.Event | None = None
@@ -248,7 +250,7 @@ class Lease:
             return True
         token = secrets.token_hex(16)
         try:
-            taken = client.set(self.key, f"{token} {started_at}", nx=True, px=_ms(LEASE_SECONDS))
+            taken = client.set(self.key, f"{token} {started_at}", nx=True, px=_ms(self.seconds))
         except redis.RedisError as error:
             self.coordination.failed(error)
             return True
@@ -265,9 +267,9 @@ class Lease:
         return bool(taken)
 
     def _renew(self, client: redis.Redis, token: str, stop: threading.Event) -> None:
-        while not stop.wait(LEASE_SECONDS / 3):
+        while not stop.wait(self.seconds / 3):
             try:
-                if not client.eval(_RENEW, 1, self.key, token, _ms(LEASE_SECONDS)):
+                if not client.eval(_RENEW, 1, self.key, token, _ms(self.seconds)):
                     log.warning(
                         "lease %s was lost while held; another process may refresh", self.key
                     )
@@ -287,7 +289,7 @@ class Lease:
             try:
                 client.eval(_RELEASE, 1, self.key, token)
             except redis.RedisError as error:
-                # It expires by itself within LEASE_SECONDS.
+                # It expires by itself within its seconds.
                 self.coordination.failed(error)
         self._local.release()
 

@@ -75,13 +75,18 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "backends: runs on SQLite alone, then on PostgreSQL and Redis (TEST_*_URL)"
     )
+    config.addinivalue_line("markers", "servers: runs only on PostgreSQL and Redis (TEST_*_URL)")
     config.addinivalue_line(
         "markers", "empty_database: on PostgreSQL, starts from an empty database, not the schema"
     )
 
 
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("servers"):
+        metafunc.parametrize("backend", ["servers"], indirect=True)
+    elif metafunc.definition.get_closest_marker("backends"):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
