@@ -150,7 +150,7 @@ class SharedCache(BaseCache):
         remote = RedisCache(
             host=coordination.client,
             default_timeout=kwargs["default_timeout"],
-            key_prefix=config.get("CACHE_KEY_PREFIX") or KEY_PREFIX + "cache/",
+            key_prefix=config["CACHE_KEY_PREFIX"],
         )
         local = SimpleCache(
             threshold=config.get("CACHE_THRESHOLD") or 500,

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 import inputs
@@ -170,7 +170,14 @@ _schema_lock = threading.Lock()
 def init_app(app: Flask) -> None:
     """Open the database named by DATABASE_URL and bring its schema up to the newest revision."""
     engine = open_engine(app.config["DATABASE_URL"])
-    upgrade = upgrade_schema(engine)
+    try:
+        upgrade = upgrade_schema(engine)
+    except OperationalError as error:
+        # The first line says why ("connection refused"); the rest would be driver noise.
+        where = engine.url.render_as_string(hide_password=True)
+        raise SystemExit(
+            f"Database error: cannot open {where}: {str(error.orig).splitlines()[0]}"
+        ) from None
     if upgrade.adopted or upgrade.before not in (None, upgrade.after):
         # A new database is routine; an existing one whose schema changed is worth a line.
         app.logger.warning("Database schema: %s", upgrade.describe())

@@ -236,3 +236,13 @@ def test_a_lease_taken_over_after_expiring_is_not_released_by_its_old_holder(red
         0, started_at=3.0
     )
     second.release()
+
+
+def test_a_database_out_of_reach_at_start_stops_with_one_line_and_no_password(settings):
+    closed = f"postgresql://dash:very-secret-pw@127.0.0.1:{free_port()}/dashboard"
+    with pytest.raises(SystemExit) as stopped:
+        create_app(settings | {"DATABASE_URL": closed})
+    message = str(stopped.value)
+    assert message.startswith("Database error: cannot open postgresql+psycopg://dash:***@127.0.0.1")
+    assert "very-secret-pw" not in message
+    assert "\n" not in message
