@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import requests
+from sqlalchemy.engine import make_url
 
 if not __package__:
     # Run as a script, sys.path starts at bench/; the `bench` package lives in the repository root.
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> str:
         with tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp:
             multi = instances.measure_instances(args, Path(tmp))
     command = "python bench/run.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    if args.database_url:
+        # The report is pasted into the README: the database's password stays out of it.
+        shown = make_url(args.database_url).render_as_string(hide_password=True)
+        command = command.replace(args.database_url, shown)
     several = (
         " Workers share each task's freshness through the database, but without REDIS_URL each"
         " has its own lease, so at a window's start several may ask at once: the floor allows"
