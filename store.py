@@ -320,12 +320,16 @@ def upsert(table: Table) -> postgresql.Insert | sqlite.Insert:
     return sqlite.insert(table)
 
 
-def writes_row(conn: Connection, statement: postgresql.Insert | sqlite.Insert) -> bool:
+def writes_row(
+    conn: Connection,
+    statement: postgresql.Insert | sqlite.Insert,
+    row: dict[str, Any] | None = None,
+) -> bool:
     """Run an INSERT … ON CONFLICT of one row; tell whether it inserted or updated the row."""
-    if conn.dialect.insert_returning:
+    if conn.dialect.name == "postgresql":
         # psycopg reports no row count for an INSERT: the row it returns is the answer.
-        return conn.execute(statement.returning(literal_column("1"))).first() is not None
-    return bool(conn.execute(statement).rowcount)
+        return conn.execute(statement.returning(literal_column("1")), row).first() is not None
+    return bool(conn.execute(statement, row).rowcount)
 
 
 def track_tasks(
@@ -360,7 +364,7 @@ def track_tasks(
             inserted = set(db.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
-            inserted = {row["task_id"] for row in rows if writes_row(db, insert_new.values(row))}
+            inserted = {row["task_id"] for row in rows if writes_row(db, insert_new, row)}
         if inserted:
             _bump_version(db, library_id)
     return [i for i in ids if i in inserted]
@@ -424,7 +428,7 @@ def undo_untrack(library_id: str) -> list[int]:
         conn.execute(delete(untracked).where(untracked.c.library_id == library_id))
         restored = upsert(tasks).on_conflict_do_nothing()
         # Tracked again since (say, pasted back in): the newer record stays.
-        back = [r["task_id"] for r in row.rows if writes_row(conn, restored.values(r))]
+        back = [r["task_id"] for r in row.rows if writes_row(conn, restored, r)]
         if back:
             _bump_version(conn, library_id)
     return sorted(back)
