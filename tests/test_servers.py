@@ -12,7 +12,9 @@ import time
 import pytest
 import redis
 from sqlalchemy import create_engine, text
+from werkzeug.security import generate_password_hash
 
+import auth
 import coordination
 import libraries
 import store
@@ -246,3 +248,23 @@ def test_a_database_out_of_reach_at_start_stops_with_one_line_and_no_password(se
     assert message.startswith("Database error: cannot open postgresql+psycopg://dash:***@127.0.0.1")
     assert "very-secret-pw" not in message
     assert "\n" not in message
+
+
+def test_failed_sign_ins_count_across_processes(settings, make_app, tmp_path):
+    users = tmp_path / "users.toml"
+    users.write_text(
+        '[[user]]\nname = "ana"\nrole = "operator"\n'
+        f'password_hash = "{generate_password_hash("ana-pw", "pbkdf2:sha256:1000")}"\n'
+    )
+    first, second = (
+        make_app(SMH_USERS_FILE=str(users)).test_client(),
+        make_app(SMH_USERS_FILE=str(users)).test_client(),
+    )
+    attacker = {"environ_base": {"REMOTE_ADDR": "203.0.113.9"}, "auth": ("ana", "guess")}
+    for n in range(auth.MAX_FAILURES):
+        assert (first if n % 2 else second).get("/", **attacker).status_code == 401
+
+    for client in (first, second):
+        refused = client.get("/", environ_base=attacker["environ_base"], auth=("ana", "ana-pw"))
+        assert refused.status_code == 429
+    assert first.get("/", auth=("ana", "ana-pw")).status_code == 200
