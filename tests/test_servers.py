@@ -125,7 +125,8 @@ def test_an_outage_seen_by_one_process_holds_back_the_others(backend, app, make_
 
 def test_redis_going_away_leaves_pages_up_and_says_so(own_redis, make_app, sim):
     other = make_app(REDIS_URL=own_redis.url)
-    track(other, sim.add_task("lib1"))
+    task = sim.add_task("lib1")
+    track(other, task)
     client = other.test_client()
     page = client.get("/libraries/lib1")
     assert page.status_code == 200
@@ -136,6 +137,7 @@ def test_redis_going_away_leaves_pages_up_and_says_so(own_redis, make_app, sim):
     page = client.get("/libraries/lib1")
     assert page.status_code == 200
     assert "Redis is out of reach" in page.get_data(as_text=True)
+    assert f'id="task-{task}"' in page.get_data(as_text=True)
     health = client.get("/healthz")
     assert health.status_code == 503
     assert health.get_json() == {"status": "unavailable", "failed": ["redis"]}
