@@ -13,6 +13,7 @@ import api
 import auth
 import commands
 import config
+import coordination
 import errors
 import formatting
 import i18n
@@ -59,6 +60,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     )
     store.init_app(app)
     libraries.init_app(app, configured)
+    coordination.init_app(app)
     poller.init_app(app)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import redis
 from flask import Flask, Response, abort, current_app, g, request
 from flask.logging import default_handler, has_level_handler
 from flask.sessions import SecureCookieSessionInterface
@@ -20,6 +21,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import coordination
 import libraries
 import metrics
 import poller
@@ -39,30 +41,40 @@ activity = logging.getLogger("activity")
 
 
 class Failures:
-    """Failed sign-ins per client address within a sliding window, in bounded memory."""
+    """Failed sign-ins per client address within a sliding window, in bounded memory.
+
+    With Redis, every worker and instance counts them together (a sorted set per address that
+    expires with the window); without it, or while it is out of reach, each process alone.
+    """
 
     def __init__(
         self,
         limit: int = MAX_FAILURES,
         window: float = FAILURE_WINDOW_SECONDS,
         max_addresses: int = MAX_FAILING_ADDRESSES,
+        shared: coordination.Shared | None = None,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_addresses = max_addresses
+        self.shared = shared
         self._lock = threading.Lock()
         self._times: dict[str, list[float]] = {}
 
     def retry_after(self, address: str, now: float) -> float | None:
         """Return how long this address must wait before trying again, or None if it may."""
-        with self._lock:
-            times = self._recent(address, now)
+        times = self._shared_times(address, now)
+        if times is None:
+            with self._lock:
+                times = self._recent(address, now)
         if len(times) < self.limit:
             return None
         return times[-self.limit] + self.window - now
 
     def record(self, address: str, now: float) -> None:
         """Count one failed sign-in from this address."""
+        if self._record_shared(address, now):
+            return
         with self._lock:
             times = [*self._recent(address, now), now][-self.limit :]
             self._times.pop(address, None)
@@ -73,6 +85,40 @@ class Failures:
 
     def _recent(self, address: str, now: float) -> list[float]:
         return [t for t in self._times.get(address, ()) if t > now - self.window]
+
+    def _key(self, address: str) -> str:
+        return f"{coordination.KEY_PREFIX}sign-in-failures/{address}"
+
+    def _shared_times(self, address: str, now: float) -> list[float] | None:
+        client = self.shared.reachable() if self.shared else None
+        if client is None or self.shared is None:
+            return None
+        try:
+            found: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
+                self._key(address), f"({now - self.window}", "+inf", withscores=True
+            )
+        except redis.RedisError as error:
+            self.shared.failed(error)
+            return None
+        return sorted(score for _, score in found)
+
+    def _record_shared(self, address: str, now: float) -> bool:
+        client = self.shared.reachable() if self.shared else None
+        if client is None or self.shared is None:
+            return False
+        key = self._key(address)
+        try:
+            with client.pipeline() as pipe:
+                # A random tail keeps two failures at the same instant two members.
+                pipe.zadd(key, {f"{now} {secrets.token_hex(4)}": now})
+                pipe.zremrangebyscore(key, "-inf", now - self.window)
+                pipe.zremrangebyrank(key, 0, -self.limit - 1)
+                pipe.expire(key, math.ceil(self.window))
+                pipe.execute()
+        except redis.RedisError as error:
+            self.shared.failed(error)
+            return False
+        return True
 
 
 @dataclass
@@ -119,6 +165,7 @@ def init_app(app: Flask, users: dict[str, User]) -> None:
         proxy_networks=config["SMH_AUTH_PROXY_IPS"],
         read_only=config["SMH_READ_ONLY"],
         key=config["SECRET_KEY"].encode(),
+        failures=Failures(shared=app.extensions["coordination"]),
     )
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True

@@ -87,7 +87,7 @@ def _claim(library_id: str, who: str, now: float) -> tuple[float, str] | None:
         )
     )
     with store.begin() as conn:
-        if conn.execute(claim).rowcount == 1:
+        if store.writes_row(conn, claim):
             return None
         row = conn.execute(
             select(store.clears.c.claimed_at, store.clears.c.claimed_by).where(

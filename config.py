@@ -33,9 +33,13 @@ DEFAULTS = {
     "SMH_MAX_BACKOFF_SECONDS": 60.0,
     "SMH_UNKNOWN_GRACE_SECONDS": 120.0,
     "DATABASE_URL": None,
+    # Shared by every worker and instance: the answer cache and the refresh lease (see
+    # coordination.py). Unset, each process keeps its own.
+    "REDIS_URL": None,
     "FLASK_SECRET_KEY": None,
     "TRUSTED_PROXIES": 0,
-    "CACHE_TYPE": "SimpleCache",
+    # Unset, the answer cache lives in Redis if REDIS_URL is set, else in this process.
+    "CACHE_TYPE": None,
     # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
     "CACHE_THRESHOLD": 100_000,
     "TASKS_PER_PAGE": 50,

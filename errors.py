@@ -28,6 +28,7 @@ PAGE_MESSAGES = {
 }
 # Messages may quote what was sent (a library id, a filter): never more than a short excerpt.
 MAX_MESSAGE_LENGTH = 300
+DATABASE_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 # Time enough for SQLite's busy timeout to let a queue of writers through.
 BUSY_RETRY_SECONDS = 5
 
@@ -83,13 +84,21 @@ def database_busy(error: Exception) -> ResponseReturnValue:
     current_app.logger.warning(
         "database busy on %s %s: %s", request.method, request.path, str(error).splitlines()[0]
     )
-    message = gettext("The database is busy; try again in a few seconds.")
+    name = DATABASE_NAMES.get(_database_kind(), "database")
+    message = gettext(
+        "The database (%(name)s) is busy or out of reach; try again in a few seconds.", name=name
+    )
     headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
     if wants_json():
         response = api.error(503, "ServiceUnavailable", message)
         response.headers.update(headers)
         return response
     return render_template("error.html", status=503, message=message), 503, headers
+
+
+def _database_kind() -> str:
+    kind: str = current_app.extensions["store"].dialect.name
+    return kind
 
 
 def server_error(error: Exception) -> ResponseReturnValue:

@@ -28,6 +28,7 @@ from flask_wtf.csrf import CSRFProtect
 import activity
 import auth
 import clears
+import coordination
 import exports
 import inputs
 import poller
@@ -593,7 +594,14 @@ def library_activity(library_id: str) -> ResponseReturnValue:
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    """Say the dashboard is up, cheaply (for load balancers and the benchmark)."""
+    """Say whether the dashboard and the servers it needs answer (for load balancers)."""
+    failed = []
+    if not store.ping(current_app.extensions["store"]):
+        failed.append("database")
+    if not coordination.shared().ping():
+        failed.append("redis")
+    if failed:
+        return {"status": "unavailable", "failed": failed}, 503
     return {"status": "ok"}
 
 

@@ -2,7 +2,8 @@
 
 A page never waits on SMH: it asks for a refresh when one is due and answers at once from the
 store (stale-while-revalidate). The refresh runs in a background thread, single-flight per
-library, and `flask refresh` (or any other process) runs the same one in the foreground. The JSON
+library across every thread, worker and instance that share Redis (see coordination.py), and
+`flask refresh` (or any other process) runs the same one in the foreground. The JSON
 API may wait for ids nobody tracks, bounded by SMH's timeout, and joins the refresh's batch.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from flask_caching import Cache
 
+import coordination
 import libraries
 import metrics
 import smh
@@ -61,31 +63,24 @@ class RateLimited(Exception):
 
 @dataclass
 class _Flight:
-    """One library's refresh: the lock that makes it single-flight, and who waits to join it."""
+    """One library's refresh: the lease that makes it single-flight, and who waits to join it."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lease: coordination.Lease
     # Ids API callers wait for; the next step of a refresh takes them first, all in one batch.
     # Ids nobody tracks are kept apart: they cost SMH calls that pages never asked for.
     wanted_tracked: set[int] = field(default_factory=set)
     wanted_untracked: set[int] = field(default_factory=set)
     wanted_lock: threading.Lock = field(default_factory=threading.Lock)
-    # When SMH was last asked about ids nobody tracks, for the API's rate limit.
-    untracked_at: float = -math.inf
-    started_at: float | None = None
     # Told after each step of a refresh, so that callers waiting for some ids wake up early.
     progress: threading.Condition = field(default_factory=threading.Condition)
 
     def begin(self, timeout: float) -> bool:
         """Take the refresh if it is free within `timeout` seconds (0: only if free now)."""
-        taken = self.lock.acquire(timeout=timeout) if timeout > 0 else self.lock.acquire(False)
-        if taken:
-            self.started_at = now()
-        return taken
+        return self.lease.acquire(timeout, started_at=now())
 
     def end(self) -> None:
         """Give the refresh up (from whichever thread ran it)."""
-        self.started_at = None
-        self.lock.release()
+        self.lease.release()
         self.tell()
 
     def tell(self) -> None:
@@ -101,7 +96,10 @@ def now() -> float:
 
 def init_app(app: Flask) -> None:
     """Give each configured library its single-flight refresh, and bind the answer cache."""
-    app.extensions["poller"] = {i: _Flight() for i in app.extensions["libraries"]}
+    shared = app.extensions["coordination"]
+    app.extensions["poller"] = {
+        i: _Flight(coordination.Lease(shared, f"refresh/{i}")) for i in app.extensions["libraries"]
+    }
     cache.init_app(app)
 
 
@@ -118,6 +116,11 @@ def _outage_key(library_id: str) -> str:
     return f"smh-outage/{library_id}"
 
 
+def _untracked_key(library_id: str) -> str:
+    # When SMH was last asked about ids nobody tracks, for the API's rate limit.
+    return f"smh-untracked-at/{library_id}"
+
+
 def current_outage(library_id: str) -> Outage | None:
     """Return the library's ongoing SMH failure, if its last call failed."""
     outage: Outage | None = cache.get(_outage_key(library_id))
@@ -126,7 +129,7 @@ def current_outage(library_id: str) -> Outage | None:
 
 def refreshing_since(library_id: str) -> float | None:
     """Return when the library's refresh under way started, or None if none is."""
-    return _flight(library_id).started_at
+    return _flight(library_id).lease.held_since()
 
 
 def _window() -> float:
@@ -215,7 +218,7 @@ def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     position = 0
     while True:
         # Ids callers wait for go first, including those that arrive while the refresh runs.
-        wanted = [i for i in _take_wanted(flight) if i not in asked]
+        wanted = [i for i in _take_wanted(library.id, flight) if i not in asked]
         cached = _cached(library.id, wanted)
         step = [i for i in wanted if i not in cached]
         taken = set(step)
@@ -232,16 +235,23 @@ def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
             return outage
 
 
-def _take_wanted(flight: _Flight) -> list[int]:
+def _take_wanted(library_id: str, flight: _Flight) -> list[int]:
     with flight.wanted_lock:
         tracked, untracked = list(flight.wanted_tracked), list(flight.wanted_untracked)
         flight.wanted_tracked, flight.wanted_untracked = set(), set()
-        if untracked and now() < flight.untracked_at + _untracked_window():
+        # Read and written under the lease: no other process is between the two.
+        if untracked and now() < _untracked_at(library_id) + _untracked_window():
             # They came after this window's batch went out: their callers are told to wait.
             untracked = []
         elif untracked:
-            flight.untracked_at = now()
+            # Compared by the poller's clock, like the answers; the timeout only bounds memory.
+            cache.set(_untracked_key(library_id), now(), timeout=3600)
     return untracked + tracked
+
+
+def _untracked_at(library_id: str) -> float:
+    at: float | None = cache.get(_untracked_key(library_id))
+    return -math.inf if at is None else at
 
 
 def _untracked_window() -> float:
@@ -294,13 +304,13 @@ def fetch_statuses(
     untracked = store.untracked_ids(library.id, rest)
     with flight.wanted_lock:
         if untracked:
-            _check_rate(flight)
+            _check_rate(library.id)
         flight.wanted_untracked.update(untracked)
         flight.wanted_tracked.update(set(rest) - set(untracked))
     outage = _wait_for(library, flight, rest)
     found |= _known(library, rest)
     if outage is None and any(i not in found for i in untracked):
-        _check_rate(flight)
+        _check_rate(library.id)
     return found, outage
 
 
@@ -321,8 +331,8 @@ def _wait_for(library: Library, flight: _Flight, task_ids: list[int]) -> Outage 
     return current_outage(library.id)
 
 
-def _check_rate(flight: _Flight) -> None:
-    wait = flight.untracked_at + _untracked_window() - now()
+def _check_rate(library_id: str) -> None:
+    wait = _untracked_at(library_id) + _untracked_window() - now()
     if wait > 0:
         raise RateLimited(wait)
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
     false,
     func,
     inspect,
+    literal_column,
     or_,
     select,
     text,
@@ -48,8 +49,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -58,6 +60,8 @@ import libraries
 import smh
 import states
 
+# How long opening a PostgreSQL connection may take before the database counts as down.
+DATABASE_CONNECT_SECONDS = 3
 # The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
 MAX_WHO_LENGTH = 200
 
@@ -183,7 +187,14 @@ _schema_lock = threading.Lock()
 def init_app(app: Flask) -> None:
     """Open the database named by DATABASE_URL and bring its schema up to the newest revision."""
     engine = open_engine(app.config["DATABASE_URL"])
-    upgrade = upgrade_schema(engine)
+    try:
+        upgrade = upgrade_schema(engine)
+    except OperationalError as error:
+        # The first line says why ("connection refused"); the rest would be driver noise.
+        where = engine.url.render_as_string(hide_password=True)
+        raise SystemExit(
+            f"Database error: cannot open {where}: {str(error.orig).splitlines()[0]}"
+        ) from None
     if upgrade.adopted or upgrade.before not in (None, upgrade.after):
         # A new database is routine; an existing one whose schema changed is worth a line.
         app.logger.warning("Database schema: %s", upgrade.describe())
@@ -191,13 +202,38 @@ def init_app(app: Flask) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers."""
+    """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers.
+
+    A PostgreSQL URL as people write it (postgresql://user:password@host:port/name) goes through
+    psycopg 3, the driver the dashboard depends on.
+    """
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
-    engine = create_engine(url)
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        # A server that restarted leaves dead connections in the pool: check each before use,
+        # and give up on one that cannot be reached within seconds, not minutes.
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": DATABASE_CONNECT_SECONDS},
+        )
+    engine = create_engine(parsed)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def ping(engine: Engine) -> bool:
+    """Tell whether the database answers now (for /healthz)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -301,6 +337,18 @@ def upsert(table: Table) -> postgresql.Insert | sqlite.Insert:
     return sqlite.insert(table)
 
 
+def writes_row(
+    conn: Connection,
+    statement: postgresql.Insert | sqlite.Insert,
+    row: dict[str, Any] | None = None,
+) -> bool:
+    """Run an INSERT … ON CONFLICT of one row; tell whether it inserted or updated the row."""
+    if conn.dialect.name == "postgresql":
+        # psycopg reports no row count for an INSERT: the row it returns is the answer.
+        return conn.execute(statement.returning(literal_column("1")), row).first() is not None
+    return bool(conn.execute(statement, row).rowcount)
+
+
 def track_tasks(
     library_id: str,
     task_ids: Iterable[int],
@@ -333,7 +381,7 @@ def track_tasks(
             inserted = set(db.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
             # SQLite before 3.35 has no RETURNING: one row at a time, each one counted.
-            inserted = {row["task_id"] for row in rows if db.execute(insert_new, row).rowcount}
+            inserted = {row["task_id"] for row in rows if writes_row(db, insert_new, row)}
         if inserted:
             _bump_version(db, library_id)
     return [i for i in ids if i in inserted]
@@ -397,7 +445,7 @@ def undo_untrack(library_id: str) -> list[int]:
         conn.execute(delete(untracked).where(untracked.c.library_id == library_id))
         restored = upsert(tasks).on_conflict_do_nothing()
         # Tracked again since (say, pasted back in): the newer record stays.
-        back = [r["task_id"] for r in row.rows if conn.execute(restored, r).rowcount]
+        back = [r["task_id"] for r in row.rows if writes_row(conn, restored, r)]
         if back:
             _bump_version(conn, library_id)
     return sorted(back)

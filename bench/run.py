@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import requests
+from sqlalchemy.engine import make_url
 
 if not __package__:
     # Run as a script, sys.path starts at bench/; the `bench` package lives in the repository root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import report, scenarios, servers
+from bench import instances, report, scenarios, servers
 from bench.report import TIMES, format_table, say
 
 
@@ -48,6 +49,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--cache-seconds", type=int, default=5, help="SMH_CACHE_SECONDS")
     parser.add_argument("--poll-seconds", type=float, default=3.0, help="SMH_POLL_SECONDS")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL whose user may create databases, for the multi-instance scenario",
+    )
+    parser.add_argument("--redis-url", help="a scratch Redis for the multi-instance scenario")
     args = parser.parse_args(argv)
     quick = args.quick
     args.seconds = args.seconds or (6.0 if quick else 12.0)
@@ -97,10 +103,19 @@ def run(args: argparse.Namespace) -> str:
         memory = scenarios.measure_memory(stack, args, boot_rss)
         # Last: its library keeps refreshing while anything asks about it.
         large = scenarios.measure_large(stack, args)
+    multi = None
+    if args.database_url and args.redis_url:
+        with tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp:
+            multi = instances.measure_instances(args, Path(tmp))
     command = "python bench/run.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    if args.database_url:
+        # The report is pasted into the README: the database's password stays out of it.
+        shown = make_url(args.database_url).render_as_string(hide_password=True)
+        command = command.replace(args.database_url, shown)
     several = (
-        " Workers share each task's freshness through the database, but each has its own lock,"
-        " so at a window's start several may ask at once: the floor allows one per worker."
+        " Workers share each task's freshness through the database, but without REDIS_URL each"
+        " has its own lease, so at a window's start several may ask at once: the floor allows"
+        " one per worker (with Redis, see the multi-instance table below)."
     )
     sections = [
         f"## Benchmark: `{command}`",
@@ -148,6 +163,16 @@ def run(args: argparse.Namespace) -> str:
         f"({args.cache_seconds} s). `flask refresh` runs once the dashboard is idle and every "
         "task is due again, with the dashboard's environment but a libraries file naming this "
         "library only.",
+        "### One process and two instances under the same page load",
+        format_table(instances.InstancesRow.HEADERS, multi)
+        if multi
+        else "_Not run: give --database-url and --redis-url._",
+        f"{instances.CLIENTS} clients poll {instances.LIBRARIES} libraries' pages "
+        f"({instances.TASKS_PER_LIBRARY} running tasks each) for {args.seconds:g} s, round-robin "
+        "over the instances, each layout with its own simulator. Floor: one query per library "
+        "per cache window. The single process's figures are the same load on one gunicorn "
+        "worker and SQLite; the instances share the answer cache and each library's refresh "
+        "lease through Redis, and the store through PostgreSQL.",
         f"_Finished in {time.monotonic() - began:.0f} s._",
     ]
     return "\n\n".join(sections)

@@ -1,13 +1,19 @@
 import functools
 import os
 import re
+import secrets
 import threading
 
 import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+import coordination
 import libraries
 import poller
+import store
 from app import create_app
 from simulator import FakeClock, Simulator
 
@@ -21,6 +27,7 @@ def clean_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("SMH_", "CACHE_")) or name in (
             "DATABASE_URL",
+            "REDIS_URL",
             "FLASK_SECRET_KEY",
             "METRICS",
             "LOG_FORMAT",
@@ -59,8 +66,97 @@ def upstream(sim):
         yield server
 
 
+# Test modules marked `backends` run twice: on SQLite with each process coordinating alone, and on
+# the PostgreSQL and Redis that TEST_DATABASE_URL and TEST_REDIS_URL name (.ci/run starts both).
+# TEST_DATABASE_URL names a database whose user may create databases: each test gets a new one.
+# TEST_REDIS_URL names a Redis database that each test empties.
+BACKENDS = ("local", "servers")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends: runs on SQLite alone, then on PostgreSQL and Redis (TEST_*_URL)"
+    )
+    config.addinivalue_line("markers", "servers: runs only on PostgreSQL and Redis (TEST_*_URL)")
+    config.addinivalue_line(
+        "markers", "empty_database: on PostgreSQL, starts from an empty database, not the schema"
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("servers"):
+        metafunc.parametrize("backend", ["servers"], indirect=True)
+    elif metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path, upstream):
+def backend(request):
+    """Return which servers the dashboard stores and coordinates on: "local" or "servers"."""
+    return getattr(request, "param", "local")
+
+
+def server_url(name):
+    """Return the test server URL in environment variable `name`; without it, skip or fail."""
+    url = os.environ.get(name)
+    if not url:
+        message = f"{name} is not set: start the server and name it (see .ci/run)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """Return an engine on TEST_DATABASE_URL and a database at the newest schema to copy."""
+    admin_url = make_url(server_url("TEST_DATABASE_URL")).set(drivername="postgresql+psycopg")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    template = f"test_template_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {template}"))
+    # Migrating once and copying the result is ten times faster than migrating for each test;
+    # test_migrations runs the migrations themselves on an empty database.
+    engine = store.open_engine(admin_url.set(database=template).render_as_string(False))
+    store.upgrade_schema(engine)
+    engine.dispose()
+    yield admin, template
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {template} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(backend, tmp_path, request):
+    """Return a URL for a new database of the backend's kind, empty or at the newest schema."""
+    if backend == "local":
+        yield f"sqlite:///{tmp_path / 'dashboard.sqlite3'}"
+        return
+    admin, template = request.getfixturevalue("postgres")
+    name = f"test_{secrets.token_hex(6)}"
+    copy = "" if request.node.get_closest_marker("empty_database") else f" TEMPLATE {template}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}{copy}"))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def redis_url(backend):
+    """Return the URL of an empty Redis database for "servers", None (no Redis) for "local"."""
+    if backend == "local":
+        return None
+    url = server_url("TEST_REDIS_URL")
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path, upstream, database_url, redis_url):
     """The dashboard's test configuration; a test may change it before asking for `app`."""
     return {
         "TESTING": True,
@@ -71,7 +167,8 @@ def settings(tmp_path, upstream):
         "SMH_RETRIES": 0,
         # Wide, so that a loaded machine never turns a slow answer into a timeout.
         "SMH_TIMEOUT": 10,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'dashboard.sqlite3'}",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "FLASK_SECRET_KEY": "test-secret-key",
         # Most tests check what a refresh records and shows, so the request runs it itself;
         # tests of the background refresh turn this on.
@@ -86,6 +183,7 @@ def app(settings, clock, monkeypatch):
     app = create_app(settings)
     yield app
     libraries.close_app(app)
+    coordination.close_app(app)
     app.extensions["store"].dispose()
 
 

@@ -17,6 +17,8 @@ import states
 import store
 from simulator import FakeClock, Simulator
 
+pytestmark = pytest.mark.backends
+
 DEEP = 50_000
 TOKEN_ANSWER = b'{"accessToken": "t0k3n", "expiresIn": 1200}'
 

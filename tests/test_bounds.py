@@ -136,7 +136,7 @@ def test_a_locked_database_is_a_503_that_asks_to_retry(client, app, settings, cs
     page = response.get_data(as_text=True)
     assert response.status_code == 503
     assert response.mimetype == "text/html"
-    assert "The database is busy; try again" in page
+    assert "The database (SQLite) is busy or out of reach; try again" in page
     assert int(response.headers["Retry-After"]) >= 1
     assert "INSERT" not in page
     assert "database is locked" in caplog.text
@@ -163,7 +163,7 @@ def test_database_trouble_on_the_api_is_an_smh_style_503(client, monkeypatch, tr
 
     assert response.status_code == 503
     assert response.get_json()["code"] == "ServiceUnavailable"
-    assert response.get_json()["message"].startswith("The database is busy; try again")
+    assert response.get_json()["message"].startswith("The database (SQLite) is busy or out of")
     assert int(response.headers["Retry-After"]) >= 1
 
 

@@ -7,6 +7,8 @@ import pytest
 
 import store
 
+pytestmark = pytest.mark.backends
+
 
 def shown(response):
     return html.unescape(response.get_data(as_text=True))

@@ -13,6 +13,8 @@ import smh
 import store
 from app import create_app
 
+pytestmark = pytest.mark.backends
+
 CLEAR = "/libraries/lib1/clear-history"
 SETTINGS = "/libraries/lib1/history-settings"
 DISABLE = "/libraries/lib1/history-settings/disable"

@@ -7,6 +7,8 @@ import poller
 import store
 from app import create_app
 
+pytestmark = pytest.mark.backends
+
 
 def track(app, clock, *task_ids, label=None, library_id="lib1"):
     with app.app_context():

@@ -152,8 +152,10 @@ print(upgrade.before, upgrade.after)
 """
 
 
-def test_processes_starting_at_once_upgrade_a_new_database_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+@pytest.mark.backends
+@pytest.mark.empty_database
+def test_processes_starting_at_once_upgrade_a_new_database_once(database_url):
+    url = database_url
     with ExitStack() as stack:
         starters = [
             stack.enter_context(
@@ -182,7 +184,7 @@ def test_processes_starting_at_once_upgrade_a_new_database_once(tmp_path):
     assert sorted(out for out, _ in finished) == sorted(
         [f"None {head}\n"] + [f"{head} {head}\n"] * (PROCESSES - 1)
     )
-    assert revisions(url) == [head]
+    assert revisions(store.open_engine(url).url) == [head]
 
 
 def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):

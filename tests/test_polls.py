@@ -5,6 +5,8 @@ import pytest
 
 import store
 
+pytestmark = pytest.mark.backends
+
 HTMX = {"HX-Request": "true"}
 
 

@@ -5,6 +5,8 @@ import pytest
 
 import store
 
+pytestmark = pytest.mark.backends
+
 
 def track(app, clock, *task_ids):
     with app.app_context():

@@ -8,6 +8,8 @@ import pytest
 import poller
 import store
 
+pytestmark = pytest.mark.backends
+
 WAIT_SECONDS = 30
 
 
