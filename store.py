@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -67,6 +68,9 @@ tasks = Table(
     Column("first_running_at", Float),
     Column("finished_at", Float),
     Column("checked_at", Float),
+    # The library version at which what pages show of this row last changed (see
+    # library_versions): a poll sends only the rows changed since its page was drawn.
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_tasks_library_state", "library_id", "state"),
     Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
 )
@@ -143,6 +147,7 @@ class Task:
     first_running_at: float | None
     finished_at: float | None
     checked_at: float | None
+    version: int = 0
 
     @property
     def is_polled(self) -> bool:
@@ -388,8 +393,9 @@ def undo_untrack(library_id: str) -> list[int]:
 
 def _bump_version(
     conn: Connection, library_id: str, changed: bool = True, checked_at: float | None = None
-) -> None:
-    """Count a change to what the library's pages show, and note when SMH was last asked."""
+) -> int:
+    """Count a change to what the library's pages show, note when SMH was last asked, and
+    return the library's version after it (rows changed in this transaction carry it)."""
     values: dict[str, Any] = {"library_id": library_id, "version": 1}
     bumped: dict[str, Any] = {"version": library_versions.c.version + (1 if changed else 0)}
     if checked_at is not None:
@@ -399,6 +405,13 @@ def _bump_version(
         upsert(library_versions)
         .values(values)
         .on_conflict_do_update(index_elements=[library_versions.c.library_id], set_=bumped)
+    )
+    # Read back in the same transaction, which holds the row from the upsert until it ends:
+    # no other writer can take this version, and none can commit a later one before this one.
+    return int(
+        conn.execute(
+            select(library_versions.c.version).where(library_versions.c.library_id == library_id)
+        ).scalar_one()
     )
 
 
@@ -509,6 +522,7 @@ _ANSWERED = (
                 "first_running_at",
                 "finished_at",
                 "checked_at",
+                "version",
             )
         }
     )
@@ -516,7 +530,7 @@ _ANSWERED = (
 _UNLISTED = (
     update(tasks)
     .where(*_AS_READ)
-    .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at")})
+    .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at", "version")})
 )
 
 
@@ -530,7 +544,7 @@ def record_statuses(
         chunk = ids[start : start + RECORD_CHUNK]
         with _engine().begin() as conn:
             rows = conn.execute(
-                select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
+                select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since, tasks.c.version)
                 .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
                 .add_columns(*(tasks.c[name] for name in _SHOWN_ANSWER))
                 .where(
@@ -541,23 +555,28 @@ def record_statuses(
             ).mappings()
             answered: list[dict[str, Any]] = []
             unlisted: list[dict[str, Any]] = []
-            changed = False
+            shown: list[dict[str, Any]] = []
             for row in rows.all():
                 status = by_id[row["task_id"]]
                 change = _observe(row, status, now, grace_seconds)
-                changed = changed or _shows_change(row, change)
+                if _shows_change(row, change):
+                    shown.append(change)
                 change |= {
                     "b_library_id": library_id,
                     "b_task_id": row["task_id"],
                     "b_state": row["state"],
+                    "version": row["version"],
                 }
                 (unlisted if status.state == states.MISSING else answered).append(change)
+            if not (answered or unlisted):
+                continue
+            version = _bump_version(conn, library_id, bool(shown), checked_at=now)
+            for change in shown:
+                change["version"] = version
             if answered:
                 conn.execute(_ANSWERED, answered)
             if unlisted:
                 conn.execute(_UNLISTED, unlisted)
-            if answered or unlisted:
-                _bump_version(conn, library_id, changed, checked_at=now)
 
 
 # What pages show of SMH's answer: the task page shows it whole, and its status, count and
@@ -620,7 +639,12 @@ def recheck_task(library_id: str, task_id: int, now: float) -> bool:
             .values(state=states.PENDING, missing_since=None)
         )
         if result.rowcount == 1:
-            _bump_version(conn, library_id)
+            version = _bump_version(conn, library_id)
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.library_id == library_id, tasks.c.task_id == task_id)
+                .values(version=version)
+            )
         return result.rowcount == 1
 
 
@@ -641,14 +665,35 @@ def list_tasks(
     A listing leaves out the result entries and SMH's last answer (None here): decoding them
     for every row of every poll would cost more than the rest of the page; get_task has them.
     """
-    listed = [c for c in tasks.c if c.name not in ("results", "last_answer")]
-    query = select(*listed).where(tasks.c.library_id == library_id)
+    query = _listing(_LISTED, library_id, states).offset(offset).limit(limit)
+    with _engine().connect() as conn:
+        return [Task(**row._mapping, results=None, last_answer=None) for row in conn.execute(query)]
+
+
+def list_task_versions(
+    library_id: str, states: Iterable[str] | None, offset: int = 0, limit: int | None = None
+) -> list[tuple[int, int]]:
+    """Return the (task id, version) of each task list_tasks would return, in its order."""
+    query = _listing((tasks.c.task_id, tasks.c.version), library_id, states)
+    with _engine().connect() as conn:
+        return [(i, v) for i, v in conn.execute(query.offset(offset).limit(limit))]
+
+
+def get_listed_tasks(library_id: str, task_ids: Iterable[int]) -> list[Task]:
+    """Return these tasks as a listing shows them, in the listing's order."""
+    query = _listing(_LISTED, library_id, None).where(tasks.c.task_id.in_(list(task_ids)))
+    with _engine().connect() as conn:
+        return [Task(**row._mapping, results=None, last_answer=None) for row in conn.execute(query)]
+
+
+_LISTED = [c for c in tasks.c if c.name not in ("results", "last_answer")]
+
+
+def _listing(columns: Iterable[Column], library_id: str, states: Iterable[str] | None) -> Select:
+    query = select(*columns).where(tasks.c.library_id == library_id)
     if states is not None:
         query = query.where(tasks.c.state.in_(list(states)))
-    query = query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
-    with _engine().connect() as conn:
-        rows = conn.execute(query.offset(offset).limit(limit))
-        return [Task(**row._mapping, results=None, last_answer=None) for row in rows]
+    return query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
 
 
 def count_states(library_ids: Iterable[str]) -> dict[str, dict[str, int]]:
