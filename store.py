@@ -665,46 +665,71 @@ def list_tasks(
     A listing leaves out the result entries and SMH's last answer (None here): decoding them
     for every row of every poll would cost more than the rest of the page; get_task has them.
     """
-    query = _listing(_LISTED, library_id, states).offset(offset).limit(limit)
+    query = _listing(_LISTED, library_id, None if states is None else list(states))
+    query = query.offset(offset).limit(limit)
     with _engine().connect() as conn:
         return [Task(**row._mapping, results=None, last_answer=None) for row in conn.execute(query)]
 
 
 def list_task_versions(
-    library_id: str, states: Iterable[str] | None, offset: int = 0, limit: int | None = None
+    library_id: str, states: Iterable[str] | None, offset: int, limit: int
 ) -> list[tuple[int, int]]:
     """Return the (task id, version) of each task list_tasks would return, in its order."""
-    query = _listing((tasks.c.task_id, tasks.c.version), library_id, states)
+    values: dict[str, Any] = {"library_id": library_id, "offset": offset, "limit": limit}
+    query = _VERSIONS_LISTED
+    if states is not None:
+        query, values["states"] = _VERSIONS_LISTED_IN_STATES, list(states)
     with _engine().connect() as conn:
-        return [(i, v) for i, v in conn.execute(query.offset(offset).limit(limit))]
+        return [(i, v) for i, v in conn.execute(query, values)]
 
 
 def get_listed_tasks(library_id: str, task_ids: Iterable[int]) -> list[Task]:
     """Return these tasks as a listing shows them, in the listing's order."""
-    query = _listing(_LISTED, library_id, None).where(tasks.c.task_id.in_(list(task_ids)))
+    values = {"library_id": library_id, "task_ids": list(task_ids)}
     with _engine().connect() as conn:
-        return [Task(**row._mapping, results=None, last_answer=None) for row in conn.execute(query)]
+        rows = conn.execute(_LISTED_BY_ID, values)
+        return [Task(**row._mapping, results=None, last_answer=None) for row in rows]
 
 
 _LISTED = [c for c in tasks.c if c.name not in ("results", "last_answer")]
 
 
-def _listing(columns: Iterable[Column], library_id: str, states: Iterable[str] | None) -> Select:
+def _listing(columns: Iterable[Column], library_id: Any, states: Iterable[str] | None) -> Select:
     query = select(*columns).where(tasks.c.library_id == library_id)
     if states is not None:
-        query = query.where(tasks.c.state.in_(list(states)))
+        query = query.where(tasks.c.state.in_(states))
     return query.order_by(tasks.c.added_at.desc(), tasks.c.task_id.desc())
+
+
+# Built once, as every poll that finds a change runs them.
+_VERSIONS_LISTED = (
+    _listing((tasks.c.task_id, tasks.c.version), bindparam("library_id"), None)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_VERSIONS_LISTED_IN_STATES = (
+    _listing(
+        (tasks.c.task_id, tasks.c.version),
+        bindparam("library_id"),
+        bindparam("states", expanding=True),
+    )
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_LISTED_BY_ID = _listing(_LISTED, bindparam("library_id"), None).where(
+    tasks.c.task_id.in_(bindparam("task_ids", expanding=True))
+)
+_COUNTS = (
+    select(tasks.c.library_id, tasks.c.state, func.count())
+    .where(tasks.c.library_id.in_(bindparam("library_ids", expanding=True)))
+    .group_by(tasks.c.library_id, tasks.c.state)
+)
 
 
 def count_states(library_ids: Iterable[str]) -> dict[str, dict[str, int]]:
     """Count tasks by state for each library: {library_id: {state: n}}."""
     counts: dict[str, dict[str, int]] = {i: {} for i in library_ids}
     with _engine().connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.library_id, tasks.c.state, func.count())
-            .where(tasks.c.library_id.in_(list(counts)))
-            .group_by(tasks.c.library_id, tasks.c.state)
-        )
-        for library_id, state, n in rows:
+        for library_id, state, n in conn.execute(_COUNTS, {"library_ids": list(counts)}):
             counts[library_id][state] = n
     return counts
