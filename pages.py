@@ -61,9 +61,10 @@ class Drawn:
     def parse(cls, text: str | None) -> Drawn | None:
         """Read a poll's `v`; None (draw the whole section) for a missing or foreign one."""
         parts = (text or "").split(".")
-        if len(parts) != 3 or not (parts[0].isascii() and parts[0].isdigit()):
+        counter = parts[0]
+        if len(parts) != 3 or not (counter.isascii() and counter.isdigit() and len(counter) < 20):
             return None
-        return cls(int(parts[0]), parts[1], parts[2])
+        return cls(int(counter), parts[1], parts[2])
 
 
 class PastEnd(Enum):

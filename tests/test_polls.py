@@ -315,7 +315,9 @@ def test_a_change_of_which_rows_show_draws_the_whole_section(
     assert (poll_url(fragment) is None) == (change == "polling ends")
 
 
-@pytest.mark.parametrize("v", ["", "garbage", "1.2", "x.y.z", "99999999.abc.def", "-1.a.b"])
+@pytest.mark.parametrize(
+    "v", ["", "garbage", "1.2", "x.y.z", "99999999.abc.def", "-1.a.b", "9" * 5000 + ".a.b"]
+)
 def test_a_poll_with_a_foreign_version_draws_the_whole_section(client, three, v):
     answer = poll(client, f"/libraries/lib1/rows?v={v}")
     assert whole_section(answer)
