@@ -48,7 +48,8 @@ CHECKED_SHOWN_EVERY = 60.0
 @dataclass(frozen=True)
 class Drawn:
     """What a polled tasks section showed when drawn, as its poll URL's `v` carries it: the
-    library's version, a digest of everything else it depends on, and one of its rows."""
+    library's version, a digest of all else it depends on, and a digest of its rows' ids in
+    order with the page count and whether it polls."""
 
     version: int
     frame: str
