@@ -6,6 +6,7 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
 
 from flask import (
@@ -48,6 +49,29 @@ CONTENT_SECURITY_POLICY = (
 # A page redraws the "last checked" times it shows at this step even when nothing else changed:
 # SMH is asked every few seconds, and redrawing for each answer would make every poll a render.
 CHECKED_SHOWN_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What a polled tasks section showed when drawn, as its poll URL's `v` carries it: the
+    library's version, a digest of all else it depends on, and a digest of its rows' ids in
+    order with the page count and whether it polls."""
+
+    version: int
+    frame: str
+    rows: str
+
+    def __str__(self) -> str:
+        return f"{self.version}.{self.frame}.{self.rows}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Drawn | None:
+        """Read a poll's `v`; None (draw the whole section) for a missing or foreign one."""
+        parts = (text or "").split(".")
+        counter = parts[0]
+        if len(parts) != 3 or not (counter.isascii() and counter.isdigit() and len(counter) < 20):
+            return None
+        return cls(int(counter), parts[1], parts[2])
 
 
 class PastEnd(Enum):
@@ -142,12 +166,21 @@ def library_rows(library_id: str) -> ResponseReturnValue:
     state, page = _listing_args()
     search = _search_arg()
     outage = poller.request_refresh(library)
-    version = _listing_version(library, state, page, outage, search)
-    if request.args.get("v") == version:
-        return _unchanged()
+    version, frame = _listing_frame(library, state, page, outage, search)
+    drawn = Drawn.parse(request.args.get("v"))
+    if drawn is not None and drawn.frame == frame:
+        if drawn.version == version:
+            return _unchanged()
+        changes = _changes(library, state, page, outage, drawn, version, search)
+        if changes is not None:
+            response = make_response(render_template("library_changes.html", **changes))
+            # Every part swaps itself in by its id (out of band); the section stays.
+            response.headers["HX-Reswap"] = "none"
+            return response
     # A poll must always swap in: a page that emptied since (its tasks moved to another
     # filter) shows the last page rather than a 404 that htmx would not swap.
-    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE, version, search)
+    drawn_at = (version, frame)
+    listing = _listing(library, state, page, outage, PastEnd.LAST_PAGE, drawn_at, search)
     return render_template("library_rows.html", **listing)
 
 
@@ -185,6 +218,42 @@ def _attachment(response: Response, library: Library, extension: str) -> Respons
     return response
 
 
+def _changes(
+    library: Library,
+    state: str | None,
+    page: int,
+    outage: poller.Outage | None,
+    drawn: Drawn,
+    version: int,
+    search: str | None,
+) -> dict | None:
+    """Return what a poll sends when its page shows the same rows, only some of them changed
+    since it was drawn; None when the whole section must be drawn again."""
+    summary = _summary(store.count_states([library.id], search)[library.id])
+    per_page = current_app.config["TASKS_PER_PAGE"]
+    chosen = states.FILTERS[state].states if state else None
+    shown = store.list_task_versions(library.id, chosen, (page - 1) * per_page, per_page, search)
+    live = summary["polled"] > 0
+    rows = _rows_digest([i for i, _ in shown], _page_count(summary, state), live)
+    changed = [i for i, v in shown if v > drawn.version]
+    # Past half the rows, sending them costs about what the whole section does.
+    if rows != drawn.rows or not live or len(changed) * 2 > len(shown):
+        return None
+    return {
+        "oob": True,
+        "title": _title(summary, library.name),
+        "library": library,
+        "tasks": store.get_listed_tasks(library.id, changed) if changed else [],
+        "summary": summary,
+        "state": state,
+        "q": search,
+        "page": page,
+        "poll_seconds": poller.poll_seconds(outage),
+        "now": poller.now(),
+        "version": str(Drawn(version, drawn.frame, rows)),
+    }
+
+
 def _unchanged() -> ResponseReturnValue:
     # htmx 2 and 4 swap nothing on a 204 and the element keeps its trigger, so polling goes on;
     # whatever ends polling changes the version, so that answer is always a render.
@@ -204,16 +273,15 @@ def _shown_outage(outage: poller.Outage | None) -> tuple | None:
     return (outage.since, outage.failures, outage.message, outage.status, outage.code)
 
 
-def _live_version(library: Library, outage: poller.Outage | None, *parts: object) -> str:
-    """Return the version of what a library's live section shows: any change changes it."""
+def _live_frame(library: Library, outage: poller.Outage | None, *parts: object) -> tuple[int, str]:
+    """Return the library's version and a digest of all else its live section depends on."""
     shown = store.get_versions([library.id])[library.id]
     checked = shown.checked_at // CHECKED_SHOWN_EVERY if shown.checked_at is not None else None
     poll_seconds = poller.poll_seconds(outage)
     since = poller.refreshing_since(library.id)
     waiting = since if since is not None and poller.now() - since >= poll_seconds else None
-    return _version(
+    return shown.version, _version(
         library.id,
-        shown.version,
         checked,
         _shown_outage(outage),
         outage.request_id if outage else None,
@@ -224,15 +292,19 @@ def _live_version(library: Library, outage: poller.Outage | None, *parts: object
     )
 
 
-def _listing_version(
+def _listing_frame(
     library: Library,
     state: str | None,
     page: int,
     outage: poller.Outage | None,
     search: str | None = None,
-) -> str:
+) -> tuple[int, str]:
     per_page = current_app.config["TASKS_PER_PAGE"]
-    return _live_version(library, outage, state, page, per_page, search)
+    return _live_frame(library, outage, state, page, per_page, search)
+
+
+def _rows_digest(task_ids: list[int], pages: int, live: bool) -> str:
+    return _version(task_ids, pages, live)
 
 
 def _listing_args() -> tuple[str | None, int]:
@@ -264,12 +336,14 @@ def _listing(
     page: int,
     outage: poller.Outage | None,
     past_end: PastEnd,
-    version: str | None = None,
+    drawn_at: tuple[int, str] | None = None,
     search: str | None = None,
 ) -> dict:
+    # Read before the rows: a change committed in between is sent again, never missed.
+    version, frame = drawn_at or _listing_frame(library, state, page, outage, search)
     summary = _summary(store.count_states([library.id], search)[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
-    pages = max(1, math.ceil((summary[state] if state else summary["all"]) / per_page))
+    pages = _page_count(summary, state)
     if page > pages and past_end is PastEnd.NOT_FOUND:
         message = ngettext(
             "There is no page %(page)d; this list has %(num)d.",
@@ -278,7 +352,9 @@ def _listing(
             page=page,
         )
         abort(404, description=message)
-    page = min(page, pages)
+    if page > pages:
+        page = pages
+        version, frame = _listing_frame(library, state, page, outage, search)
     tasks = store.list_tasks(
         library.id,
         states.FILTERS[state].states if state else None,
@@ -286,6 +362,7 @@ def _listing(
         per_page,
         search,
     )
+    rows = _rows_digest([t.task_id for t in tasks], pages, summary["polled"] > 0)
     return {
         "title": _title(summary, library.name),
         "library": library,
@@ -299,8 +376,13 @@ def _listing(
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
         "now": poller.now(),
-        "version": version or _listing_version(library, state, page, outage, search),
+        "version": str(Drawn(version, frame, rows)),
     }
+
+
+def _page_count(summary: dict[str, int], state: str | None) -> int:
+    per_page: int = current_app.config["TASKS_PER_PAGE"]
+    return max(1, math.ceil((summary[state] if state else summary["all"]) / per_page))
 
 
 def _summary(by_state: dict[str, int]) -> dict[str, int]:
@@ -464,7 +546,8 @@ def task_detail(library_id: str, task_id: int) -> ResponseReturnValue:
 
 
 def _task_version(library: Library, task: store.Task, outage: poller.Outage | None) -> str:
-    return _live_version(library, outage, task.task_id)
+    version, frame = _live_frame(library, outage, task.task_id)
+    return f"{version}.{frame}"
 
 
 def _refreshed_task(

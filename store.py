@@ -82,6 +82,9 @@ tasks = Table(
     Column("first_running_at", Float),
     Column("finished_at", Float),
     Column("checked_at", Float),
+    # The library version at which what pages show of this row last changed (see
+    # library_versions): a poll sends only the rows changed since its page was drawn.
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_tasks_library_state", "library_id", "state"),
     Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
 )
@@ -158,6 +161,7 @@ class Task:
     first_running_at: float | None
     finished_at: float | None
     checked_at: float | None
+    version: int = 0
 
     @property
     def is_polled(self) -> bool:
@@ -453,8 +457,9 @@ def undo_untrack(library_id: str) -> list[int]:
 
 def _bump_version(
     conn: Connection, library_id: str, changed: bool = True, checked_at: float | None = None
-) -> None:
-    """Count a change to what the library's pages show, and note when SMH was last asked."""
+) -> int:
+    """Count a change to what the library's pages show, note when SMH was last asked, and
+    return the library's version after it (rows changed in this transaction carry it)."""
     values: dict[str, Any] = {"library_id": library_id, "version": 1}
     bumped: dict[str, Any] = {"version": library_versions.c.version + (1 if changed else 0)}
     if checked_at is not None:
@@ -464,6 +469,13 @@ def _bump_version(
         upsert(library_versions)
         .values(values)
         .on_conflict_do_update(index_elements=[library_versions.c.library_id], set_=bumped)
+    )
+    # Read back in the same transaction, which holds the row from the upsert until it ends:
+    # no other writer can take this version, and none can commit a later one before this one.
+    return int(
+        conn.execute(
+            select(library_versions.c.version).where(library_versions.c.library_id == library_id)
+        ).scalar_one()
     )
 
 
@@ -574,6 +586,7 @@ _ANSWERED = (
                 "first_running_at",
                 "finished_at",
                 "checked_at",
+                "version",
             )
         }
     )
@@ -581,7 +594,7 @@ _ANSWERED = (
 _UNLISTED = (
     update(tasks)
     .where(*_AS_READ)
-    .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at")})
+    .values({name: bindparam(name) for name in ("state", "missing_since", "checked_at", "version")})
 )
 
 
@@ -597,7 +610,7 @@ def record_statuses(
         chunk = ids[start : start + RECORD_CHUNK]
         with _engine().begin() as conn:
             rows = conn.execute(
-                select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since)
+                select(tasks.c.task_id, tasks.c.state, tasks.c.missing_since, tasks.c.version)
                 .add_columns(tasks.c.first_running_at, tasks.c.finished_at)
                 .add_columns(*(tasks.c[name] for name in _SHOWN_ANSWER))
                 .add_columns(*_TOLD_OF_END)
@@ -610,20 +623,27 @@ def record_statuses(
             answered: list[dict[str, Any]] = []
             unlisted: list[dict[str, Any]] = []
             ended: list[tuple[RowMapping, dict[str, Any]]] = []
-            changed = False
+            shown: list[dict[str, Any]] = []
             for row in rows.all():
                 status = by_id[row["task_id"]]
                 change = _observe(row, status, now, grace_seconds)
-                changed = changed or _shows_change(row, change)
+                if _shows_change(row, change):
+                    shown.append(change)
                 change |= {
                     "b_library_id": library_id,
                     "b_task_id": row["task_id"],
                     "b_state": row["state"],
+                    "version": row["version"],
                 }
                 if webhook is not None and change["state"] not in states.POLLED:
                     ended.append((row, change))
                 else:
                     (unlisted if status.state == states.MISSING else answered).append(change)
+            if not (answered or unlisted or ended):
+                continue
+            version = _bump_version(conn, library_id, bool(shown), checked_at=now)
+            for change in shown:
+                change["version"] = version
             if answered:
                 conn.execute(_ANSWERED, answered)
             if unlisted:
@@ -634,8 +654,6 @@ def record_statuses(
                 ending = _ANSWERED if "smh_status" in change else _UNLISTED
                 if conn.execute(ending, change).rowcount == 1 and webhook is not None:
                     _queue_end(conn, library_id, row, change, webhook, now)
-            if answered or unlisted or ended:
-                _bump_version(conn, library_id, changed, checked_at=now)
 
 
 # What pages show of SMH's answer: the task page shows it whole, and its status, count and
@@ -704,7 +722,12 @@ def recheck_task(library_id: str, task_id: int, now: float) -> bool:
             .values(state=states.PENDING, missing_since=None)
         )
         if result.rowcount == 1:
-            _bump_version(conn, library_id)
+            version = _bump_version(conn, library_id)
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.library_id == library_id, tasks.c.task_id == task_id)
+                .values(version=version)
+            )
         return result.rowcount == 1
 
 
@@ -752,10 +775,9 @@ def list_tasks(
     A listing leaves out SMH's last answer (None here), and the result entries of every task
     but a failed one; get_task has them all.
     """
-    query = _listed(library_id, states, search).order_by(*_NEWEST_FIRST)
+    query = _listing(_LISTED, library_id, states, search).offset(offset).limit(limit)
     with _engine().connect() as conn:
-        rows = conn.execute(query.offset(offset).limit(limit))
-        return [Task(**row._mapping, last_answer=None) for row in rows]
+        return [Task(**row._mapping, last_answer=None) for row in conn.execute(query)]
 
 
 def iter_tasks(
@@ -769,7 +791,7 @@ def iter_tasks(
     state_list = list(states) if states is not None else None
     after: tuple[float, int] | None = None
     while True:
-        query = _listed(library_id, state_list, search)
+        query = _listing(_LISTED, library_id, state_list, search)
         if after is not None:
             added_at, task_id = after
             query = query.where(
@@ -779,32 +801,88 @@ def iter_tasks(
                 )
             )
         with _engine().connect() as conn:
-            rows = conn.execute(query.order_by(*_NEWEST_FIRST).limit(batch)).all()
+            rows = conn.execute(query.limit(batch)).all()
         yield from (Task(**row._mapping, last_answer=None) for row in rows)
         if len(rows) < batch:
             return
         after = (rows[-1].added_at, rows[-1].task_id)
 
 
-def _listed(library_id: str, states: Iterable[str] | None, search: str | None) -> Select:
-    query = select(*_LISTED).where(tasks.c.library_id == library_id, _matching(search))
+def list_task_versions(
+    library_id: str,
+    states: Iterable[str] | None,
+    offset: int,
+    limit: int,
+    search: str | None = None,
+) -> list[tuple[int, int]]:
+    """Return the (task id, version) of each task list_tasks would return, in its order."""
+    values: dict[str, Any] = {"library_id": library_id, "offset": offset, "limit": limit}
+    if search:
+        columns = (tasks.c.task_id, tasks.c.version)
+        query = _listing(columns, library_id, states, search).offset(offset).limit(limit)
+    elif states is None:
+        query = _VERSIONS_LISTED
+    else:
+        query, values["states"] = _VERSIONS_LISTED_IN_STATES, list(states)
+    with _engine().connect() as conn:
+        return [(i, v) for i, v in conn.execute(query, values)]
+
+
+def get_listed_tasks(library_id: str, task_ids: Iterable[int]) -> list[Task]:
+    """Return these tasks as a listing shows them, in the listing's order."""
+    values = {"library_id": library_id, "task_ids": list(task_ids)}
+    with _engine().connect() as conn:
+        rows = conn.execute(_LISTED_BY_ID, values)
+        return [Task(**row._mapping, last_answer=None) for row in rows]
+
+
+def _listing(
+    columns: Iterable[ColumnElement[Any]],
+    library_id: Any,
+    states: Iterable[str] | None,
+    search: str | None = None,
+) -> Select:
+    query = select(*columns).where(tasks.c.library_id == library_id)
+    if search:
+        query = query.where(_matching(search))
     if states is not None:
-        query = query.where(tasks.c.state.in_(list(states)))
-    return query
+        query = query.where(tasks.c.state.in_(states))
+    return query.order_by(*_NEWEST_FIRST)
+
+
+# Built once, as every poll that finds a change runs them.
+_VERSIONS_LISTED = (
+    _listing((tasks.c.task_id, tasks.c.version), bindparam("library_id"), None)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_VERSIONS_LISTED_IN_STATES = (
+    _listing(
+        (tasks.c.task_id, tasks.c.version),
+        bindparam("library_id"),
+        bindparam("states", expanding=True),
+    )
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_LISTED_BY_ID = _listing(_LISTED, bindparam("library_id"), None).where(
+    tasks.c.task_id.in_(bindparam("task_ids", expanding=True))
+)
+_COUNTS = (
+    select(tasks.c.library_id, tasks.c.state, func.count())
+    .where(tasks.c.library_id.in_(bindparam("library_ids", expanding=True)))
+    .group_by(tasks.c.library_id, tasks.c.state)
+)
 
 
 def count_states(
     library_ids: Iterable[str], search: str | None = None
 ) -> dict[str, dict[str, int]]:
-    """Count tasks by state for each library, only those matching a search if given."""
+    """Count tasks by state for each library ({library_id: {state: n}}), only matches if asked."""
     counts: dict[str, dict[str, int]] = {i: {} for i in library_ids}
+    query = _COUNTS if not search else _COUNTS.where(_matching(search))
     with _engine().connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.library_id, tasks.c.state, func.count())
-            .where(tasks.c.library_id.in_(list(counts)), _matching(search))
-            .group_by(tasks.c.library_id, tasks.c.state)
-        )
-        for library_id, state, n in rows:
+        for library_id, state, n in conn.execute(query, {"library_ids": list(counts)}):
             counts[library_id][state] = n
     return counts
 

@@ -247,12 +247,14 @@ def time_requests(
 
 @dataclass(frozen=True)
 class Timed:
-    """One timed answer: seconds, status, body, and its size on the wire with headers."""
+    """One timed answer: seconds, status, body, its size on the wire with headers, and whether
+    it was a poll's rows-only answer (parts swapped in by id, the section left in place)."""
 
     seconds: float
     status: int
     body: bytes
     wire_bytes: int
+    rows_only: bool = False
 
 
 def get_timed(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
@@ -275,7 +277,9 @@ def fetch_timed(connection: http.client.HTTPConnection, path: str) -> Timed:
             head = f"HTTP/1.1 {response.status} {response.reason}\r\n" + "".join(
                 f"{name}: {value}\r\n" for name, value in response.getheaders()
             )
-            return Timed(elapsed, response.status, body, len(head.encode()) + 2 + len(body))
+            wire = len(head.encode()) + 2 + len(body)
+            rows_only = response.getheader("HX-Reswap") == "none"
+            return Timed(elapsed, response.status, body, wire, rows_only)
         except (http.client.HTTPException, ConnectionError):
             # gunicorn closes idle keep-alive connections after 2 s; open a new one once.
             connection.close()

@@ -137,7 +137,9 @@ def run(args: argparse.Namespace) -> str:
         "One sequential client; samples during which the dashboard asked SMH are dropped "
         f"({sum(len(s.cold) for s in latency.values())} in all). Times include the client. "
         "A poll with nothing new sends the version its page was drawn at (`?v=`) and gets an "
-        "empty 204; a changed one renders the section (here: the same poll without `?v=`).",
+        "empty 204. The one-task-finished poll is a page drawn just before a task at the top "
+        "of its first page finished (the version it sends is older than that change), answered "
+        "with that row, the counts and the poller; the whole-section poll sends no version.",
         "### Bytes per poll, on the wire with headers",
         format_table(scenarios.BytesRow.HEADERS, scenarios.bytes_rows(latency)),
         "### Poll fragment cost as N grows",

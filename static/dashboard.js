@@ -158,7 +158,10 @@ function markUpToDate(event) {
   const status = detail.xhr ? detail.xhr.status : response && response.status;
   const target = event.target;
   if (status === 204 && target instanceof Element && target.hasAttribute("data-poll")) {
-    for (const time of target.querySelectorAll("time[data-updated]")) {
+    // The polling element may be a small part of the section it refreshes (hx-target).
+    const selector = target.getAttribute("hx-target");
+    const scope = (selector && document.querySelector(selector)) || target;
+    for (const time of scope.querySelectorAll("time[data-updated]")) {
       time.setAttribute("datetime", new Date().toISOString().replace(/\.\d+Z$/, "Z"));
     }
     showTimes();

@@ -177,7 +177,7 @@ def test_unchanged_polls_leave_the_page_and_times_move_in_the_browser(page, sim,
     with page.expect_response(_unchanged_poll, timeout=WAIT_MS):
         pass
     expect(updated).to_have_text("now")
-    expect(page.locator("#tasks[data-poll]")).to_have_count(1)
+    expect(page.locator("#tasks [data-poll]")).to_have_count(1)
 
 
 def _set_hidden(page, hidden):
@@ -383,3 +383,42 @@ def test_a_chinese_browser_gets_chinese_and_the_switch_is_remembered(
         expect(page.locator(f"#task-{task_id} .badge")).to_have_text("Running")
     finally:
         context.close()
+
+
+def _rows_only_poll(response):
+    return _is_poll(response.request) and response.headers.get("hx-reswap") == "none"
+
+
+def test_one_task_changing_is_swapped_in_alone(page, sim, clock, track):
+    ending = sim.add_task("lib1", run_seconds=30, delete_count=77)
+    staying = [sim.add_task("lib1", run_seconds=600) for _ in range(2)]
+    track(ending, *staying)
+    page.goto("/libraries/lib1")
+    badge = page.locator(f"#task-{ending} .badge")
+    expect(badge).to_have_text("Running")
+    expect(page.locator(f"#task-{staying[0]} .badge")).to_have_text("Running")
+    page.get_by_label(f"Select task {ending}").check()
+    # Marks that a redraw of the section or of the other rows would wipe out.
+    page.evaluate(
+        f"""() => {{
+            document.getElementById("tasks").dataset.mark = "kept";
+            document.getElementById("task-{staying[0]}").dataset.mark = "kept";
+        }}"""
+    )
+
+    with page.expect_response(_rows_only_poll, timeout=WAIT_MS) as answer:
+        clock.advance(31)
+    assert answer.value.status == 200
+
+    expect(badge).to_have_text("Done")
+    expect(page.locator(f"#task-{ending} td.num")).to_have_text("77")
+    expect(page.locator("#tasks .filters")).to_contain_text("Done 1")
+    expect(page.locator("#tasks .status-line")).to_contain_text("2 running")
+    expect(page).to_have_title("(2 running) Marketing assets")
+    expect(page.get_by_label(f"Select task {ending}")).to_be_checked()
+    assert page.locator("#tasks").get_attribute("data-mark") == "kept"
+    assert page.locator(f"#task-{staying[0]}").get_attribute("data-mark") == "kept"
+    expect(page.locator("#tasks tbody tr")).to_have_count(3)
+    # The poll moved on to the new version: the next one finds nothing new.
+    with page.expect_response(_unchanged_poll, timeout=WAIT_MS):
+        pass

@@ -630,6 +630,7 @@ def test_pages_work_under_a_path_prefix(settings, sim, clock, monkeypatch):
     assert 'hx-get="/smh/libraries/lib1/rows?v=' in page
     assert 'href="/smh/static/dashboard.css"' in page
     assert 'action="/smh/libraries/lib1/tasks"' in page
+    assert 'href="/smh/libraries/lib1?state=running"' in page
     app.extensions["store"].dispose()
 
 

@@ -200,3 +200,147 @@ def test_the_task_page_answers_204_until_its_task_ends(client, clock, running, n
     answer = poll(client, url)
     assert answer.status_code == 200
     assert poll_url(answer.get_data(as_text=True)) is None
+
+
+def is_rows_only(answer):
+    """Tell whether a poll's answer swaps parts in by id and leaves the section in place."""
+    return answer.headers.get("HX-Reswap") == "none" and 'id="tasks"' not in answer.get_data(
+        as_text=True
+    )
+
+
+@pytest.fixture
+def three(app, sim, clock):
+    """Track three tasks: one ending in 30 s, two running for 10 minutes; return their ids."""
+    ids = [
+        sim.add_task("lib1", run_seconds=30),
+        sim.add_task("lib1", run_seconds=600),
+        sim.add_task("lib1", run_seconds=600),
+    ]
+    track(app, clock, *ids)
+    return ids
+
+
+def test_one_task_changing_sends_only_its_row(client, clock, three, next_window):
+    ending, *others = three
+    url = poll_url(client.get("/libraries/lib1").get_data(as_text=True))
+
+    clock.advance(31)
+    next_window()
+    answer = poll(client, url)
+
+    assert answer.status_code == 200
+    assert is_rows_only(answer)
+    fragment = answer.get_data(as_text=True)
+    row = re.search(rf'<tr id="task-{ending}" hx-swap-oob="morph"[^>]*>.*?</tr>', fragment, re.S)
+    assert row and 'data-state="done"' in row.group(0)
+    assert all(f'id="task-{i}"' not in fragment for i in others)
+    # The counts, status line and title change with it; the next poll goes to a new version.
+    assert re.search(r'Done <span class="count">1</span>', fragment)
+    assert "2 running · checking every" in fragment
+    assert "<title>(2 running) Marketing assets</title>" in fragment
+    assert 'id="tasks-poll" hx-swap-oob="morph"' in fragment
+    assert poll(client, poll_url(fragment)).status_code == 204
+
+
+def test_a_rows_only_answer_is_small(client, clock, three, next_window):
+    url = poll_url(client.get("/libraries/lib1").get_data(as_text=True))
+    clock.advance(31)
+    next_window()
+    whole = poll(client, url.split("?")[0])
+    changed = poll(client, url)
+    assert is_rows_only(changed)
+    assert wire_bytes(changed) < wire_bytes(whole) * 0.8
+
+
+def test_a_poll_two_changes_behind_gets_both_changed_rows(client, app, sim, clock, next_window):
+    soon, later = sim.add_task("lib1", run_seconds=10), sim.add_task("lib1", run_seconds=20)
+    running = [sim.add_task("lib1", run_seconds=600) for _ in range(2)]
+    track(app, clock, soon, later, *running)
+    url = poll_url(client.get("/libraries/lib1").get_data(as_text=True))
+    # Within the minute at which check times are redrawn (that draws the whole section).
+    clock.advance(11)
+    next_window()
+    assert is_rows_only(poll(client, url))
+    clock.advance(10)
+    next_window()
+
+    answer = poll(client, url)
+
+    assert is_rows_only(answer)
+    fragment = answer.get_data(as_text=True)
+    assert len(re.findall(r'<tr id="task-\d+" hx-swap-oob="morph"', fragment)) == 2
+    assert f'id="task-{soon}"' in fragment and f'id="task-{later}"' in fragment
+
+
+def whole_section(answer):
+    fragment = answer.get_data(as_text=True)
+    return (
+        answer.status_code == 200
+        and "HX-Reswap" not in answer.headers
+        and ('<section id="tasks"' in fragment)
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["track", "untrack", "outage", "most rows change", "leaves the filter", "polling ends"],
+)
+def test_a_change_of_which_rows_show_draws_the_whole_section(
+    client, app, sim, clock, three, next_window, change
+):
+    _, *others = three
+    filtered = "?state=running" if change == "leaves the filter" else ""
+    url = poll_url(client.get(f"/libraries/lib1{filtered}").get_data(as_text=True))
+    if change == "track":
+        track(app, clock, sim.add_task("lib1", run_seconds=600))
+    elif change == "untrack":
+        untrack(app, others[0])
+    elif change == "outage":
+        sim.inject("error", endpoint="task.query", status=503, code="ServerOverloaded", times=1)
+        next_window()
+    elif change == "most rows change":
+        track(app, clock, sim.add_task("lib1", run_seconds=6000))
+        url = poll_url(poll(client, url).get_data(as_text=True))
+        clock.advance(601)
+        next_window()
+    else:
+        if change == "polling ends":
+            untrack(app, *others)
+            url = poll_url(poll(client, url).get_data(as_text=True))
+        clock.advance(31)
+        next_window()
+    answer = poll(client, url)
+
+    assert whole_section(answer)
+    fragment = answer.get_data(as_text=True)
+    assert (poll_url(fragment) is None) == (change == "polling ends")
+
+
+@pytest.mark.parametrize(
+    "v", ["", "garbage", "1.2", "x.y.z", "99999999.abc.def", "-1.a.b", "9" * 5000 + ".a.b"]
+)
+def test_a_poll_with_a_foreign_version_draws_the_whole_section(client, three, v):
+    answer = poll(client, f"/libraries/lib1/rows?v={v}")
+    assert whole_section(answer)
+
+
+def test_a_recheck_sends_the_rechecked_row(client, app, sim, clock, next_window, csrf):
+    kept = sim.add_task("lib1", run_seconds=600)
+    unknown = 424242
+    track(app, clock, kept, unknown, sim.add_task("lib1", run_seconds=600))
+    client.get("/libraries/lib1")
+    # SMH never lists it: once the grace period is over, it is shown as unknown.
+    clock.advance(app.config["SMH_UNKNOWN_GRACE_SECONDS"])
+    next_window()
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    assert f"/tasks/{unknown}/recheck" in page
+    url = poll_url(page)
+
+    client.post(f"/libraries/lib1/tasks/{unknown}/recheck", data={"csrf_token": csrf})
+    answer = poll(client, url)
+
+    assert is_rows_only(answer)
+    fragment = answer.get_data(as_text=True)
+    assert f'id="task-{unknown}" hx-swap-oob="morph"' in fragment
+    assert f'id="task-{kept}"' not in fragment
