@@ -83,6 +83,14 @@ def test_flash_messages_and_error_pages_are_chinese(client, app, sim):
     assert "“12x”不是任务 ID" in shown(refused)
 
 
+def test_a_refused_search_is_explained_in_chinese(client):
+    refused = client.get("/libraries/lib1", query_string={"q": "a\nb"}, headers=CHINESE)
+
+    assert refused.status_code == 400
+    assert "搜索内容只能是一行文字" in shown(refused)
+    assert english_words(refused) == []
+
+
 @pytest.mark.parametrize(
     ("accept", "lang"),
     [
