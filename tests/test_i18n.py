@@ -402,3 +402,15 @@ def test_chinese_pages_have_no_english_left(webhook_app, sim, clock, next_window
     }
     # The same check finds the English in an English page.
     assert "Running" in english_words(client.get("/libraries/lib1"))
+
+
+def test_an_export_keeps_its_columns_and_states_and_shows_the_badge_in_chinese(
+    client, app, sim, clock
+):
+    track(app, clock, sim.add_task("lib1", run_seconds=600))
+
+    lines = client.get("/libraries/lib1/tasks.csv", headers=CHINESE).get_data(as_text=True)
+    header, row = lines.lstrip("\ufeff").splitlines()[:2]
+
+    assert header.startswith("task_id,label,state,status,")
+    assert ",pending,等待 SMH 响应," in row
