@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 import auth
 import smh
 import store
-from i18n import lazy_gettext
+from i18n import gettext, lazy_gettext
 
 MAX_MESSAGE_LENGTH = 1000
 PER_PAGE = 50
@@ -34,6 +34,11 @@ class Outcome(Enum):
     UNKNOWN = "unknown"
 
 
+OUTCOME_TEXT = {
+    Outcome.DONE.value: lazy_gettext("done"),
+    Outcome.REFUSED.value: lazy_gettext("refused"),
+    Outcome.UNKNOWN.value: lazy_gettext("unknown"),
+}
 ACTION_TEXT = {
     Action.CLEAR.value: lazy_gettext("Clear all historical versions"),
     Action.DISABLE_HISTORY.value: lazy_gettext("Switch file history off"),
@@ -61,6 +66,11 @@ class Entry:
         """Say the action in words."""
         return str(ACTION_TEXT.get(self.action, self.action))
 
+    @property
+    def outcome_text(self) -> str:
+        """Say the outcome in words."""
+        return str(OUTCOME_TEXT.get(self.outcome, self.outcome))
+
 
 def current_who() -> str:
     """Name who is acting: the signed-in user, or the client's address where nobody signs in."""
@@ -68,7 +78,10 @@ def current_who() -> str:
     if user is not None:
         return user.name
     address = request.remote_addr if has_request_context() else None
-    return f"no sign-in ({address or 'unknown address'})"
+    # Stored as said at the time, in the language of whoever acted, as the entry's message is.
+    if address is None:
+        return gettext("no sign-in (unknown address)")
+    return gettext("no sign-in (%(address)s)", address=address)
 
 
 def record_activity(

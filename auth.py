@@ -231,7 +231,12 @@ def guard_request() -> None:
         g.user = _signed_in_user(guard)
     user = current_user()
     if scraping and user is not None and user.libraries is not None:
-        abort(403, description=f"{user.name} sees only some libraries; metrics count them all.")
+        abort(
+            403,
+            description=gettext(
+                "%(user)s sees only some libraries; metrics count them all.", user=user.name
+            ),
+        )
     # A path or method that does not exist answers as such, once the caller has signed in.
     if request.method in SAFE_METHODS or request.routing_exception is not None:
         return

@@ -40,6 +40,8 @@ def init_app(app: Flask, english_under: str) -> None:
     """Choose each request's language (always English under `english_under`), serve the switch."""
     app.extensions["i18n.english_under"] = english_under
     babel.init_app(app, default_locale=ENGLISH, locale_selector=select_locale)
+    # A {% trans %} block's line breaks and indentation are not part of its message (babel.cfg).
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.register_blueprint(bp)
     app.jinja_env.globals.update(
         html_lang=html_lang,

@@ -93,10 +93,13 @@ def parse_search(text: str) -> str | None:
     search = text.strip()
     if len(search) > MAX_SEARCH_LENGTH:
         raise InputError(
-            f"A search is at most {MAX_SEARCH_LENGTH} characters: a task id or part of a label."
+            gettext(
+                "A search is at most %(max)d characters: a task id or part of a label.",
+                max=MAX_SEARCH_LENGTH,
+            )
         )
     if any(ord(c) < 32 for c in search):
-        raise InputError("A search is one line of text: a task id or part of a label.")
+        raise InputError(gettext("A search is one line of text: a task id or part of a label."))
     return search or None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from config import ConfigError, read_tables
+from i18n import gettext
 
 USER_KEYS = {"name", "password_hash", "role", "libraries"}
 MAX_NAME_LENGTH = 64
@@ -20,6 +21,11 @@ class Role(Enum):
 
     VIEWER = "viewer"
     OPERATOR = "operator"
+
+    @property
+    def text(self) -> str:
+        """Name the role in the reader's language."""
+        return gettext("viewer") if self is Role.VIEWER else gettext("operator")
 
 
 @dataclass(frozen=True)

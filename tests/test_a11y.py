@@ -218,9 +218,16 @@ def _page_width(page):
 
 
 @pytest.mark.parametrize(
-    ("viewport", "scheme"),
-    [(DESKTOP, "light"), (DESKTOP, "dark"), (PHONE, "light"), (PHONE, "dark")],
-    ids=["1280-light", "1280-dark", "390-light", "390-dark"],
+    ("viewport", "scheme", "language"),
+    [
+        (DESKTOP, "light", "en"),
+        (DESKTOP, "dark", "en"),
+        (PHONE, "light", "en"),
+        (PHONE, "dark", "en"),
+        # Chinese wording wraps differently: the phone width holds in it too.
+        (PHONE, "dark", "zh-CN"),
+    ],
+    ids=["1280-light", "1280-dark", "390-light", "390-dark", "390-dark-zh"],
 )
 def test_every_page_passes_axe_and_fits_a_phone(
     browser,  # noqa: F811
@@ -231,9 +238,17 @@ def test_every_page_passes_axe_and_fits_a_phone(
     runner,
     viewport,
     scheme,
+    language,
 ):
     done = _seed_every_state(sim, clock, track, runner)
-    page = _new_page(browser, live_server, viewport=viewport, color_scheme=scheme)
+    page = _new_page(
+        browser,
+        live_server,
+        viewport=viewport,
+        color_scheme=scheme,
+        locale=language,
+        extra_http_headers={"Accept-Language": language},
+    )
     # An init script runs outside the page's Content-Security-Policy, which forbids inline ones.
     page.context.add_init_script(path=str(AXE))
     problems = {}
@@ -250,6 +265,7 @@ def test_every_page_passes_axe_and_fits_a_phone(
     try:
         check("/", "#libraries")
         check("/libraries/lib1", "#tasks")
+        assert page.locator("html").get_attribute("lang") == ("en" if language == "en" else "zh-CN")
         # On a phone too, a row's status, count and actions are on screen, not off to the right.
         row = page.locator(f"#task-{done}")
         for part in (row.locator(".badge"), row.locator("td.num"), row.get_by_role("button")):

@@ -2,6 +2,7 @@ import logging
 import re
 
 import pytest
+from test_i18n import CHINESE, english_words
 from werkzeug.security import generate_password_hash
 
 import libraries
@@ -142,6 +143,16 @@ def test_the_header_names_who_is_signed_in(client):
     page = client.get("/", **as_user("vic")).get_data(as_text=True)
     assert "Signed in as <strong>vic</strong> · viewer" in page
     assert "No sign-in" not in page
+
+
+def test_a_signed_in_chinese_reader_sees_their_role_in_chinese(build):
+    app = build(SMH_READ_ONLY="1")
+    page = app.test_client().get("/libraries/lib1", headers=CHINESE, **as_user("vic"))
+
+    assert "已登录" in page.get_data(as_text=True)
+    assert "<strong>vic</strong> · 只读用户" in page.get_data(as_text=True)
+    assert "此处已关闭跟踪" in page.get_data(as_text=True)
+    assert english_words(page) == ["vic"]
 
 
 def test_repeated_failures_from_one_address_are_slowed_down(client, clock):

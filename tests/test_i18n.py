@@ -2,6 +2,7 @@
 
 import html
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,13 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+import coordination
 import formatting
 import i18n
+import libraries
+import poller
 import store
+from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
@@ -76,6 +81,14 @@ def test_flash_messages_and_error_pages_are_chinese(client, app, sim):
     )
     assert refused.status_code == 400
     assert "“12x”不是任务 ID" in shown(refused)
+
+
+def test_a_refused_search_is_explained_in_chinese(client):
+    refused = client.get("/libraries/lib1", query_string={"q": "a\nb"}, headers=CHINESE)
+
+    assert refused.status_code == 400
+    assert "搜索内容只能是一行文字" in shown(refused)
+    assert english_words(refused) == []
 
 
 @pytest.mark.parametrize(
@@ -272,3 +285,132 @@ def test_the_compiled_catalog_matches_its_source():
         return {(_whole_id(m), _strings(m)) for m in catalog if m.id and not m.fuzzy}
 
     assert pairs(compiled) == pairs(source), "run the pybabel compile in README"
+
+
+class _ShownText(HTMLParser):
+    """Collect what a reader sees or hears: text, and the attributes browsers show or speak."""
+
+    SPOKEN = frozenset({"title", "aria-label", "placeholder", "data-label", "data-announce", "alt"})
+    # Code, the raw SMH answer and scripts are not UI wording.
+    SKIPPED = frozenset({"code", "pre", "script", "style"})
+
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIPPED:
+            self.skipping += 1
+        self.parts += [
+            v for k, v in attrs if v and (k in self.SPOKEN or k.startswith("data-text-"))
+        ]
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIPPED:
+            self.skipping -= 1
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.parts.append(data)
+
+
+# Words that stay as they are in a Chinese page: product, protocol and format names, the
+# language switch's own "English", and SMH's error code.
+ALLOWED_WORDS = {"SMH", "CSV", "JSON", "json", "HTTP", "UTC", "TOML", "English", "ServerOverloaded"}
+# Data, not wording: the library's name, what SMH and the webhook said (stored as they came),
+# request ids, and the {placeholders} static/notify.js fills in.
+DATA = re.compile(
+    r"Marketing assets|Backend on fire\.|InternalError: history store unavailable"
+    r"|could not connect|\b[0-9a-f]{32}\b|\{task\}|\{state\}"
+)
+
+
+def english_words(response):
+    """Return the English words a page shows or speaks, outside data and the allowed words."""
+    parser = _ShownText()
+    parser.feed(response.get_data(as_text=True))
+    words = re.findall(r"[A-Za-z]{3,}", DATA.sub(" ", " ".join(parser.parts)))
+    return sorted(set(words) - ALLOWED_WORDS)
+
+
+@pytest.fixture
+def webhook_app(settings, clock, monkeypatch):
+    """The app with a webhook on loopback that nobody answers (deliveries keep retrying)."""
+    monkeypatch.setattr(poller, "now", clock)
+    app = create_app(
+        settings
+        | {
+            "SMH_WEBHOOK_URL": "http://127.0.0.1:9/hook?key=k",
+            "SMH_DASHBOARD_URL": "https://smh.example.com",
+        }
+    )
+    yield app
+    libraries.close_app(app)
+    coordination.close_app(app)
+    app.extensions["store"].dispose()
+
+
+def test_chinese_pages_have_no_english_left(webhook_app, sim, clock, next_window):
+    app, client = webhook_app, webhook_app.test_client()
+    running = sim.add_task("lib1", run_seconds=6000)
+    forgotten = sim.add_task("lib1", run_seconds=5)
+    done = sim.add_task("lib1", run_seconds=5, delete_count=12077)
+    failed = sim.add_task("lib1", run_seconds=5, outcome="failed")
+    track(app, clock, running, done, failed, forgotten, 987654)
+    client.get("/libraries/lib1", headers=CHINESE)
+    clock.advance(10)
+    next_window()
+    client.get("/libraries/lib1", headers=CHINESE)
+    token = csrf_of(client, headers=CHINESE)
+    # Something in the activity log (said in the language of whoever acted), and an undo.
+    client.post(
+        "/libraries/lib1/clear-history",
+        data={"confirm": "lib1", "csrf_token": token},
+        headers=CHINESE,
+    )
+    client.post(
+        f"/libraries/lib1/tasks/{forgotten}/untrack", data={"csrf_token": token}, headers=CHINESE
+    )
+    # The task's end is told to the webhook, which does not answer: a delivery is retrying.
+    app.test_cli_runner().invoke(args=["refresh"])
+    sim.inject(
+        "error", endpoint="task.query", status=503, code="ServerOverloaded",
+        message="Backend on fire.", times=None,
+    )  # fmt: skip
+    next_window()
+
+    pages = {
+        "library": client.get("/libraries/lib1", headers=CHINESE),
+        "search": client.get("/libraries/lib1?q=zz&state=done", headers=CHINESE),
+        "history": client.get("/libraries/lib1/history-settings", headers=CHINESE),
+        "index": client.get("/", headers=CHINESE),
+        "task": client.get(f"/libraries/lib1/tasks/{failed}", headers=CHINESE),
+        "delivered": client.get(f"/libraries/lib1/tasks/{done}", headers=CHINESE),
+        "activity": client.get("/libraries/lib1/activity", headers=CHINESE),
+        "missing": client.get("/no/such/page", headers=CHINESE),
+    }
+
+    library = shown(pages["library"])
+    for seen in ("运行中", "已完成", "失败", "暂未找到", "SMH 请求失败", "历史版本"):
+        assert seen in library
+    assert "撤销取消跟踪" in library
+    assert "失败" in shown(pages["delivered"]) and "重试" in shown(pages["delivered"])
+    assert 'id="activity-' in shown(pages["activity"])
+    assert {name: english_words(page) for name, page in pages.items()} == {
+        name: [] for name in pages
+    }
+    # The same check finds the English in an English page.
+    assert "Running" in english_words(client.get("/libraries/lib1"))
+
+
+def test_an_export_keeps_its_columns_and_states_and_shows_the_badge_in_chinese(
+    client, app, sim, clock
+):
+    track(app, clock, sim.add_task("lib1", run_seconds=600))
+
+    lines = client.get("/libraries/lib1/tasks.csv", headers=CHINESE).get_data(as_text=True)
+    header, row = lines.lstrip("\ufeff").splitlines()[:2]
+
+    assert header.startswith("task_id,label,state,status,")
+    assert ",pending,等待 SMH 响应," in row

@@ -44,7 +44,11 @@ class Watcher:
 
     def __init__(self, settings: dict) -> None:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("SMH_", "FLASK_"))}
-        environ |= {name: str(value) for name, value in settings.items() if name.isupper()}
+        environ |= {
+            name: str(value)
+            for name, value in settings.items()
+            if name.isupper() and value is not None
+        }
         environ |= {
             "FLASK_APP": "app",
             "PYTHONUNBUFFERED": "1",
