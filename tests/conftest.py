@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import redis
+from receiver import Receiver, serve
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
@@ -225,3 +226,14 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.port}"
     server.shutdown()
     thread.join()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback that records what it is sent (see receiver.py)."""
+    hook = Receiver()
+    server = serve(hook)
+    yield hook
+    hook.release.set()
+    server.shutdown()
+    server.server_close()

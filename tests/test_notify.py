@@ -5,7 +5,6 @@ import logging
 import time
 
 import pytest
-from receiver import Receiver, serve
 
 import poller
 import store
@@ -13,16 +12,6 @@ from app import create_app
 
 KEY = "robot-key-5f1e0c7a"
 DASHBOARD = "https://smh.example.com/dash"
-
-
-@pytest.fixture
-def receiver():
-    hook = Receiver()
-    server = serve(hook)
-    yield hook
-    hook.release.set()
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from receiver import Receiver, serve
 
 import store
 
@@ -18,16 +17,6 @@ KEY = "robot-key-5f1e0c7a"
 # How long to wait for something a watcher does within a second or two; only a bound, so that a
 # broken watcher fails the test instead of hanging it.
 PATIENCE = 60
-
-
-@pytest.fixture
-def receiver():
-    hook = Receiver()
-    server = serve(hook)
-    yield hook
-    hook.release.set()
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
