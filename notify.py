@@ -104,7 +104,7 @@ _secret_filter = _SecretFilter()
 
 
 def init_app(app: Flask) -> None:
-    """Guard logs against webhook URLs, show deliveries on task pages, deliver from requests."""
+    """Guard logs against webhook URLs and deliver due messages from requests."""
     hooks = [c.library.webhook for c in app.extensions["libraries"].values() if c.library.webhook]
     for webhook in hooks:
         _secret_filter.secrets.update(_secrets(webhook))
@@ -114,7 +114,6 @@ def init_app(app: Flask) -> None:
         if _secret_filter not in logger.filters:
             logger.addFilter(_secret_filter)
     app.extensions["notify"] = _Deliverer(threading.Lock()) if hooks else None
-    app.jinja_env.globals.update(deliveries_for=store.list_deliveries, POLLED=states.POLLED)
     app.before_request(request_delivery)
 
 

@@ -527,7 +527,10 @@ def task(library_id: str, task_id: int) -> ResponseReturnValue:
             "Task %(task)d is not tracked in %(library)s.", task=task_id, library=library.name
         )
         abort(404, description=message)
-    return render_template("task.html", **_task_context(library, task, outage))
+    deliveries = store.list_deliveries(library.id, task_id)
+    return render_template(
+        "task.html", **_task_context(library, task, outage), deliveries=deliveries
+    )
 
 
 @bp.get(f"/libraries/<library_id>/tasks/<{TASK_ID}>/detail")
