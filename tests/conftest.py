@@ -3,11 +3,12 @@ import os
 import re
 import secrets
 import threading
+import time
 
 import pytest
 import redis
 from receiver import Receiver, serve
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
@@ -124,9 +125,26 @@ def postgres():
     store.upgrade_schema(engine)
     engine.dispose()
     yield admin, template
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE {template} WITH (FORCE)"))
+    drop_database(admin, template)
     admin.dispose()
+
+
+def drop_database(admin, name):
+    """Drop database `name`, closing whatever still uses it.
+
+    FORCE ends the dashboard's own leftover sessions, but an autovacuum worker that happens to be
+    in the database belongs to no role, and only a superuser or a member of pg_signal_backend may
+    end it (.ci/run grants that). Without it, wait for the worker to leave: it does in moments.
+    """
+    for attempt in range(50):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            return
+        except exc.ProgrammingError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -141,8 +159,7 @@ def database_url(backend, tmp_path, request):
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}{copy}"))
     yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    drop_database(admin, name)
 
 
 @pytest.fixture
