@@ -146,7 +146,15 @@ def _measure(
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
-    sim_command = [sys.executable, "simulator.py", "--host", HOST, "--port", str(sim_port)]
+    sim_command = [
+        sys.executable,
+        "-m",
+        "smh_dashboard.smh.simulator",
+        "--host",
+        HOST,
+        "--port",
+        str(sim_port),
+    ]
     for lib in libraries:
         sim_command += ["--library", f"{lib.id}:{lib.secret}"]
     processes = []

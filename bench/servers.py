@@ -212,8 +212,8 @@ def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]
     os.environ.clear()
     os.environ.update(env)
     sys.path.insert(0, str(REPO))
-    import store
     from app import create_app
+    from smh_dashboard.storage import store
 
     app = create_app()
 
@@ -254,7 +254,15 @@ def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
         "DATABASE_URL": f"sqlite:///{database}",
         "FLASK_SECRET_KEY": secrets.token_hex(16),
     }
-    sim_command = [sys.executable, "simulator.py", "--host", HOST, "--port", str(sim_port)]
+    sim_command = [
+        sys.executable,
+        "-m",
+        "smh_dashboard.smh.simulator",
+        "--host",
+        HOST,
+        "--port",
+        str(sim_port),
+    ]
     for lib in libraries.values():
         sim_command += ["--library", f"{lib.id}:{lib.secret}"]
     gunicorn_command = [

@@ -12,12 +12,11 @@ from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-import coordination
-import libraries
-import poller
-import store
 from app import create_app
-from simulator import FakeClock, Simulator
+from smh_dashboard.domain import libraries
+from smh_dashboard.live import coordination, poller
+from smh_dashboard.smh.simulator import FakeClock, Simulator
+from smh_dashboard.storage import store
 
 SECRET = "lib1-very-secret-key"
 OTHER_SECRET = "lib2-very-secret-key"

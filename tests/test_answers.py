@@ -12,10 +12,10 @@ import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import smh
-import states
-import store
-from simulator import FakeClock, Simulator
+from smh_dashboard.domain import states
+from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.simulator import FakeClock, Simulator
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 

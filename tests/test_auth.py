@@ -5,10 +5,10 @@ import pytest
 from test_i18n import CHINESE, english_words
 from werkzeug.security import generate_password_hash
 
-import libraries
-import poller
-import store
 from app import create_app
+from smh_dashboard.domain import libraries
+from smh_dashboard.live import poller
+from smh_dashboard.storage import store
 
 PASSWORDS = {"ana": "ana-s3cret", "vic": "vic-s3cret", "sam": "sam-s3cret"}
 # A quick hash keeps the suite fast; the format is the one `flask hash-password` writes.

@@ -15,9 +15,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-import inputs
-import store
 from app import create_app
+from smh_dashboard.domain import inputs
+from smh_dashboard.storage import store
 
 IDS = (101, 102, 103)
 TEN_MB = 10 * 1024 * 1024
@@ -218,7 +218,7 @@ def test_a_large_but_reasonable_form_is_still_taken(client, app, csrf):
     ids=["raised to 1 MiB", "default"],
 )
 def test_the_body_cap_follows_the_setting(settings, monkeypatch, clock, environ, size, status):
-    import poller
+    from smh_dashboard.live import poller
 
     monkeypatch.setattr(poller, "now", clock)
     for name, value in environ.items():

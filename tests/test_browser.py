@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.security import generate_password_hash
 
-import store
+from smh_dashboard.storage import store
 
 try:
     from playwright.sync_api import expect, sync_playwright

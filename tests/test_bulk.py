@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 

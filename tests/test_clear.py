@@ -7,11 +7,10 @@ import threading
 import pytest
 from werkzeug.security import generate_password_hash
 
-import activity
-import libraries
-import smh
-import store
 from app import create_app
+from smh_dashboard.domain import libraries
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import activity, store
 
 pytestmark = pytest.mark.backends
 

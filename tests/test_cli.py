@@ -1,4 +1,4 @@
-import store
+from smh_dashboard.storage import store
 
 
 def tracked(app):

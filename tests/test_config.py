@@ -1,18 +1,18 @@
 import pytest
 
-import config
-import libraries
 from app import create_app
+from smh_dashboard import settings
+from smh_dashboard.domain import libraries
 
 
-def libraries_from(settings, environ=None):
-    merged = dict(config.DEFAULTS) | settings
+def libraries_from(values, environ=None):
+    merged = dict(settings.DEFAULTS) | values
     return libraries.load_libraries(merged, environ or {})
 
 
 def test_one_library_from_the_environment_with_a_secret():
     environ = {"SMH_LIBRARY_ID": "smh1", "SMH_LIBRARY_SECRET": "s3", "SMH_USER_ID": "ops"}
-    (library,) = libraries_from(config.from_environ(environ))
+    (library,) = libraries_from(settings.from_environ(environ))
     assert (library.id, library.name, library.secret, library.user_id) == (
         "smh1",
         "smh1",
@@ -90,14 +90,14 @@ base_url = "https://smh-photos.example.test"
 def test_bad_libraries_file_names_the_setting(tmp_path, toml, environ, message):
     path = tmp_path / "libraries.toml"
     path.write_text(toml)
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(settings.ConfigError) as caught:
         libraries_from({"SMH_LIBRARIES_FILE": str(path)}, environ)
     assert "SMH_LIBRARIES_FILE" in str(caught.value)
     assert message in str(caught.value)
 
 
 def test_missing_libraries_file_names_the_setting(tmp_path):
-    with pytest.raises(config.ConfigError, match="SMH_LIBRARIES_FILE: cannot read"):
+    with pytest.raises(settings.ConfigError, match="SMH_LIBRARIES_FILE: cannot read"):
         libraries_from({"SMH_LIBRARIES_FILE": str(tmp_path / "absent.toml")})
 
 
@@ -141,9 +141,9 @@ def test_environment_then_overrides(monkeypatch, tmp_path):
 
 
 def test_secret_key_is_kept_in_the_instance_folder(tmp_path):
-    settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    first = create_app(settings)
-    second = create_app(settings)
+    overrides = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    first = create_app(overrides)
+    second = create_app(overrides)
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
     assert len(first.config["SECRET_KEY"]) == 64
     for app in (first, second):
@@ -152,4 +152,4 @@ def test_secret_key_is_kept_in_the_instance_folder(tmp_path):
 
 def test_cache_settings_pass_through_and_library_lists_stay_in_code():
     environ = {"CACHE_KEY_PREFIX": "smh-", "SMH_LIBRARIES": "[oops]", "HOME": "/root"}
-    assert config.from_environ(environ) == {"CACHE_KEY_PREFIX": "smh-"}
+    assert settings.from_environ(environ) == {"CACHE_KEY_PREFIX": "smh-"}

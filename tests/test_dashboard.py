@@ -3,9 +3,9 @@ import threading
 
 import pytest
 
-import poller
-import store
 from app import create_app
+from smh_dashboard.live import poller
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 

@@ -1,8 +1,8 @@
 import re
 
-import smh
-import states
-import store
+from smh_dashboard.domain import states
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import store
 
 
 def track(app, clock, *task_ids, label=None):

@@ -11,13 +11,11 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-import coordination
-import formatting
-import i18n
-import libraries
-import poller
-import store
 from app import create_app
+from smh_dashboard import formats, i18n
+from smh_dashboard.domain import libraries
+from smh_dashboard.live import coordination, poller
+from smh_dashboard.storage import store
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
@@ -216,12 +214,12 @@ def test_counted_messages_take_the_plural_form(client, app, sim, clock):
 def test_times_and_numbers_follow_the_language(app, accept, expected):
     with app.test_request_context("/", headers={"Accept-Language": accept}):
         assert [
-            formatting.duration(3 * 86400 + 7),
-            formatting.duration(65),
-            formatting.duration(7200),
-            formatting.ago(1000.0, 1000.0 + 245),
-            formatting.ago(1000.0, 1001.0),
-            formatting.number(12077),
+            formats.duration(3 * 86400 + 7),
+            formats.duration(65),
+            formats.duration(7200),
+            formats.ago(1000.0, 1000.0 + 245),
+            formats.ago(1000.0, 1001.0),
+            formats.number(12077),
         ] == expected
 
 
@@ -236,7 +234,7 @@ def test_the_json_api_speaks_english_to_every_script(client):
 def test_the_cli_speaks_english(app):
     with app.app_context():
         assert i18n.get_locale() == "en"
-        assert formatting.ago(None, 0.0) == "never"
+        assert formats.ago(None, 0.0) == "never"
 
 
 def _extracted_ids():

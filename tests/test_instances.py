@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-import store
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.servers
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 
 def track(app, clock, *task_ids):

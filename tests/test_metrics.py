@@ -4,10 +4,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
-import libraries
-import smh
-import store
 from app import create_app
+from smh_dashboard.domain import libraries
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import store
 
 PASSWORDS = {"ana": "ana-s3cret", "sam": "sam-s3cret"}
 HASHES = {name: generate_password_hash(pw, "pbkdf2:sha256:1000") for name, pw in PASSWORDS.items()}

@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-import store
+from smh_dashboard.storage import store
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,7 @@ def test_an_upgrade_before_start_adopts_a_database_made_before_migrations(
 PROCESSES = 2
 STARTER = """
 import sys
-import store
+from smh_dashboard.storage import store
 engine = store.open_engine(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-import poller
-import store
 from app import create_app
+from smh_dashboard.live import poller
+from smh_dashboard.storage import store
 
 KEY = "robot-key-5f1e0c7a"
 DASHBOARD = "https://smh.example.com/dash"

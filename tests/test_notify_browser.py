@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 try:
     from playwright.sync_api import expect, sync_playwright

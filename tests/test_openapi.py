@@ -6,8 +6,8 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from werkzeug.security import generate_password_hash
 
-import auth
 from app import create_app
+from smh_dashboard.web import auth
 
 OPERATOR = ("ana", "ana-s3cret")
 # Task id values (1 to 2**63-1, at most 100) are in the description's words, not its pattern, so

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 

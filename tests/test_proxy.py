@@ -3,7 +3,7 @@ import urllib.request
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 
@@ -115,8 +115,8 @@ def test_proxy_refuses_other_methods_in_smh_style(client):
 def test_upstream_failures_map_to_gateway_errors_or_pass_through(
     settings, sim, clock, monkeypatch, fault, status, code
 ):
-    import poller
     from app import create_app
+    from smh_dashboard.live import poller
 
     if fault["kind"] == "latency":
         # Short enough to fire against the 3s fault, wide against every answer that should come.

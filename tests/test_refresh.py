@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-import poller
-import store
+from smh_dashboard.live import poller
+from smh_dashboard.storage import store
 
 pytestmark = pytest.mark.backends
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-import exports
-import store
+from smh_dashboard.storage import store
+from smh_dashboard.web import exports
 
 
 def track(app, clock, *task_ids, label=None):

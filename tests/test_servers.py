@@ -14,11 +14,11 @@ import redis
 from sqlalchemy import create_engine, text
 from werkzeug.security import generate_password_hash
 
-import auth
-import coordination
-import libraries
-import store
 from app import create_app
+from smh_dashboard.domain import libraries
+from smh_dashboard.live import coordination
+from smh_dashboard.storage import store
+from smh_dashboard.web import auth
 
 pytestmark = pytest.mark.servers
 
@@ -186,7 +186,7 @@ def test_the_database_going_away_is_a_503_naming_it_then_pages_return(
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    import coordination
+    from smh_dashboard.live import coordination
     shared = coordination.Shared(sys.argv[1])
     lease = coordination.Lease(shared, "refresh/lib1", seconds=float(sys.argv[2]))
     assert lease.acquire(0, started_at=time.time())

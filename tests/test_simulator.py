@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from werkzeug.test import Client
 
-from simulator import Simulator, TokenGrant, main
+from smh_dashboard.smh.simulator import Simulator, TokenGrant, main
 
 SECRET = "lib-secret-123"
 OTHER_SECRET = "other-secret-456"

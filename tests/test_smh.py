@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-import smh
-import states
-from simulator import Simulator
+from smh_dashboard.domain import states
+from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.simulator import Simulator
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import sys
 import pytest
 from werkzeug.security import check_password_hash, generate_password_hash
 
-import config
-import users
 from app import create_app
+from smh_dashboard import settings
+from smh_dashboard.domain import users
 
 HASH = generate_password_hash("pw", "pbkdf2:sha256:1000")
 
@@ -58,7 +58,7 @@ libraries = ["lib2"]
     ],
 )
 def test_a_bad_user_stops_start_up_naming_the_file_and_entry(tmp_path, entries, message):
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(settings.ConfigError) as caught:
         load(tmp_path, f"[[user]]\n{entries}\n")
     assert f"SMH_USERS_FILE {tmp_path / 'users.toml'}, user #1" in str(caught.value)
     assert message in str(caught.value)
@@ -67,7 +67,7 @@ def test_a_bad_user_stops_start_up_naming_the_file_and_entry(tmp_path, entries, 
 
 def test_a_duplicate_name_stops_start_up(tmp_path):
     entry = f'[[user]]\nname = "ana"\nrole = "viewer"\npassword_hash = "{HASH}"\n'
-    with pytest.raises(config.ConfigError, match="user #2: user 'ana' is listed twice"):
+    with pytest.raises(settings.ConfigError, match="user #2: user 'ana' is listed twice"):
         load(tmp_path, entry + entry)
 
 
@@ -76,7 +76,7 @@ def test_a_duplicate_name_stops_start_up(tmp_path):
     [("[[user]\n", "is not valid TOML"), ('title = "x"\n', "lists no [[user]]")],
 )
 def test_an_unreadable_users_file_names_the_setting(tmp_path, toml, message):
-    with pytest.raises(config.ConfigError, match="SMH_USERS_FILE") as caught:
+    with pytest.raises(settings.ConfigError, match="SMH_USERS_FILE") as caught:
         load(tmp_path, toml)
     assert message in str(caught.value)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import store
+from smh_dashboard.storage import store
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEY = "robot-key-5f1e0c7a"

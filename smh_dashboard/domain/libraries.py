@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
-import smh
-from config import ConfigError, read_tables
+from smh_dashboard.settings import ConfigError, read_tables
+from smh_dashboard.smh import client as smh
 
 MAX_LIBRARY_ID_LENGTH = 64
 LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_LIBRARY_ID_LENGTH - 1}}}$")

@@ -21,13 +21,12 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
-import coordination
-import libraries
-import metrics
-import poller
-from i18n import gettext
-from libraries import Library
-from users import User
+from smh_dashboard import metrics
+from smh_dashboard.domain import libraries
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.domain.users import User
+from smh_dashboard.i18n import gettext
+from smh_dashboard.live import coordination, poller
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Load balancers probe /healthz, and the sign-in page needs its stylesheet.

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-import store
+from smh_dashboard.storage import store
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -9,10 +9,9 @@ import time
 from babel.numbers import get_group_symbol
 from flask import Flask
 
-import inputs
-import states
-import store
-from i18n import get_locale, gettext, ngettext
+from smh_dashboard.domain import inputs, states
+from smh_dashboard.i18n import get_locale, gettext, ngettext
+from smh_dashboard.storage import store
 
 
 def init_app(app: Flask) -> None:

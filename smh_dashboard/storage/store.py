@@ -55,10 +55,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
-import inputs
-import libraries
-import smh
-import states
+from smh_dashboard.domain import inputs, libraries, states
+from smh_dashboard.smh import client as smh
 
 # How long opening a PostgreSQL connection may take before the database counts as down.
 DATABASE_CONNECT_SECONDS = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from i18n import LazyString, gettext, lazy_gettext
+from smh_dashboard.i18n import LazyString, gettext, lazy_gettext
 
 RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
     "running",

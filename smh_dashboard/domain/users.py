@@ -7,8 +7,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from config import ConfigError, read_tables
-from i18n import gettext
+from smh_dashboard.i18n import gettext
+from smh_dashboard.settings import ConfigError, read_tables
 
 USER_KEYS = {"name", "password_hash", "role", "libraries"}
 MAX_NAME_LENGTH = 64

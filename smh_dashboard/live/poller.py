@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from flask_caching import Cache
 
-import coordination
-import libraries
-import metrics
-import smh
-import states
-import store
-from libraries import Library
+from smh_dashboard import metrics
+from smh_dashboard.domain import libraries, states
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.live import coordination
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import store
 
 log = logging.getLogger(__name__)
 

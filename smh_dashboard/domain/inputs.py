@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from werkzeug.routing import BaseConverter, ValidationError
 
-import smh
-from i18n import gettext
+from smh_dashboard.i18n import gettext
+from smh_dashboard.smh import client as smh
 
 # Task ids are SMH's 64-bit integers; a person may give as many at once as SMH takes in one call.
 MAX_TASK_ID = smh.INT64_MAX

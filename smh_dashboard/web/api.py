@@ -7,10 +7,9 @@ import math
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-import auth
-import inputs
-import poller
-import states
+from smh_dashboard.domain import inputs, states
+from smh_dashboard.live import poller
+from smh_dashboard.web import auth
 
 # Every path under API_ROOT answers errors as the API does, versions to come included.
 API_ROOT = "/api/"

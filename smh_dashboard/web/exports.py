@@ -7,9 +7,9 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-import formatting
-import states
-import store
+from smh_dashboard import formats
+from smh_dashboard.domain import states
+from smh_dashboard.storage import store
 
 # The columns, in order: the CSV header and the keys of each JSON record.
 FIELDS = (
@@ -41,10 +41,10 @@ def task_record(task: store.Task) -> dict[str, object]:
         "versions_deleted": task.delete_count,
         "error": task.error,
         "smh_status": task.smh_status,
-        "added_at": formatting.iso(task.added_at),
-        "first_seen_running_at": formatting.iso(task.first_running_at) or None,
-        "seen_finished_at": formatting.iso(task.finished_at) or None,
-        "last_checked_at": formatting.iso(task.checked_at) or None,
+        "added_at": formats.iso(task.added_at),
+        "first_seen_running_at": formats.iso(task.first_running_at) or None,
+        "seen_finished_at": formats.iso(task.finished_at) or None,
+        "last_checked_at": formats.iso(task.checked_at) or None,
     }
 
 

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
-import smh
+from smh_dashboard.smh import client as smh
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # An incoming id is kept only if it is short and plain, so it cannot forge or flood a log line.

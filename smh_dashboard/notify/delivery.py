@@ -24,13 +24,11 @@ from urllib.parse import quote_plus, urlsplit
 import requests
 from flask import Flask, current_app
 
-import activity
-import formatting
-import libraries
-import poller
-import states
-import store
-from libraries import Library, Webhook, WebhookFormat
+from smh_dashboard import formats
+from smh_dashboard.domain import libraries, states
+from smh_dashboard.domain.libraries import Library, Webhook, WebhookFormat
+from smh_dashboard.live import poller
+from smh_dashboard.storage import activity, store
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +343,7 @@ def body(webhook_format: WebhookFormat, message: Message) -> dict[str, Any]:
         "deleteCount": message.delete_count,
         "label": message.label,
         "startedBy": message.started_by,
-        "finishedAt": formatting.iso(message.finished_at),
+        "finishedAt": formats.iso(message.finished_at),
         "url": message.url,
     }
 
@@ -360,11 +358,11 @@ def _details(message: Message) -> list[str]:
     if message.label:
         lines.append(f"Label: {message.label}")
     if message.delete_count is not None:
-        lines.append(f"Versions deleted: {formatting.number(message.delete_count)}")
+        lines.append(f"Versions deleted: {formats.number(message.delete_count)}")
     if message.started_by:
         lines.append(f"Started by: {message.started_by}")
     if message.task_id is not None:
-        lines.append(f"Ended: {formatting.utc(message.finished_at)}")
+        lines.append(f"Ended: {formats.utc(message.finished_at)}")
     else:
         lines.append("Messages about tasks that end will come here.")
     return lines

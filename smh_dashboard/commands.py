@@ -19,14 +19,13 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
-import clears
-import inputs
-import libraries
-import notify
-import poller
-import store
-from libraries import Library
-from simulator import Simulator
+from smh_dashboard.actions import clears
+from smh_dashboard.domain import inputs, libraries
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.live import poller
+from smh_dashboard.notify import delivery as notify
+from smh_dashboard.smh.simulator import Simulator
+from smh_dashboard.storage import store
 
 log = logging.getLogger(__name__)
 

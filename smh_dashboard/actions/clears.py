@@ -7,16 +7,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Executable, delete, select, update
 
-import activity
-import formatting
-import inputs
-import libraries
-import poller
-import smh
-import store
-from activity import Action, Outcome
-from i18n import gettext, lazy_gettext
-from libraries import Library
+from smh_dashboard import formats
+from smh_dashboard.domain import inputs, libraries
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.i18n import gettext, lazy_gettext
+from smh_dashboard.live import poller
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import activity, store
+from smh_dashboard.storage.activity import Action, Outcome
 
 # SMH takes one clear a minute per library; the dashboard holds itself to the same.
 CLEAR_INTERVAL = 60.0
@@ -50,9 +48,9 @@ def start_clear(library: Library, who: str) -> Result:
         message = gettext(
             "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
             "and SMH allows one a minute. Try again after %(retry_at)s.",
-            asked_at=formatting.utc(claimed_at),
+            asked_at=formats.utc(claimed_at),
             who=claimed_by,
-            retry_at=formatting.utc(retry_at),
+            retry_at=formats.utc(retry_at),
         )
         activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
         return Result(message, retry_at=retry_at)
@@ -109,7 +107,7 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
             "SMH refused the clear: it allows one a minute (%(said)s). "
             "Try again after %(retry_at)s.",
             said=said,
-            retry_at=formatting.utc(retry_at),
+            retry_at=formats.utc(retry_at),
         )
         change = update(store.clears).where(mine).values(claimed_at=retry_at - CLEAR_INTERVAL)
         outcome = Outcome.REFUSED

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import requests
 import urllib3
 
-import metrics
-import states
+from smh_dashboard import metrics
+from smh_dashboard.domain import states
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,8 @@ from enum import Enum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import logs
-import metrics
-import smh
+from smh_dashboard import logs, metrics
+from smh_dashboard.smh import client as smh
 
 DEFAULTS = {
     "SMH_LIBRARY_ID": None,

@@ -26,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-import states
+from smh_dashboard.domain import states
 
 ENDPOINT = "metrics.scrape"
 # The fragments pages poll and the JSON API that scripts poll: the requests the latency is about.

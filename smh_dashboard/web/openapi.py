@@ -7,10 +7,8 @@ from urllib.parse import unquote
 from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
-import api
-import auth
-import inputs
-import libraries
+from smh_dashboard.domain import inputs, libraries
+from smh_dashboard.web import api, auth
 
 bp = Blueprint("openapi", __name__, url_prefix=api.API_ROOT.rstrip("/"))
 

@@ -9,8 +9,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-import api
-from i18n import gettext, lazy_gettext
+from smh_dashboard.i18n import gettext, lazy_gettext
+from smh_dashboard.web import api
 
 API_CODES = {
     401: "SignInRequired",

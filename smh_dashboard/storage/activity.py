@@ -9,10 +9,10 @@ from flask import has_request_context, request
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-import auth
-import smh
-import store
-from i18n import gettext, lazy_gettext
+from smh_dashboard.i18n import gettext, lazy_gettext
+from smh_dashboard.smh import client as smh
+from smh_dashboard.storage import store
+from smh_dashboard.web import auth
 
 MAX_MESSAGE_LENGTH = 1000
 PER_PAGE = 50

@@ -26,17 +26,13 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
-import activity
-import auth
-import clears
-import coordination
-import exports
-import inputs
-import poller
-import states
-import store
-from i18n import gettext, ngettext
-from libraries import Library
+from smh_dashboard.actions import clears
+from smh_dashboard.domain import inputs, states
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.i18n import gettext, ngettext
+from smh_dashboard.live import coordination, poller
+from smh_dashboard.storage import activity, store
+from smh_dashboard.web import auth, exports
 
 bp = Blueprint("pages", __name__)
 csrf = CSRFProtect()
