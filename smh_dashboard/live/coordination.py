@@ -117,7 +117,9 @@ def init_app(app: Flask) -> None:
     shared = Shared(app.config["REDIS_URL"] or None)
     app.extensions["coordination"] = shared
     if app.config.get("CACHE_TYPE") is None:
-        app.config["CACHE_TYPE"] = "coordination.SharedCache" if shared.client else "SimpleCache"
+        app.config["CACHE_TYPE"] = (
+            "smh_dashboard.live.coordination.SharedCache" if shared.client else "SimpleCache"
+        )
     app.context_processor(lambda: {"redis_missing": shared.missing})
 
 
