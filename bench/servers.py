@@ -25,7 +25,7 @@ MEMORY_LIBRARIES = 10
 MEMORY_TASKS_PER_LIBRARY = 1000
 LARGE_LIBRARY = "large"
 RUNNING_SECONDS = 3600
-# Ids per store.track_tasks call: it asks about all of them in one IN (...), and SQLite builds
+# Ids per tasks.track_tasks call: it asks about all of them in one IN (...), and SQLite builds
 # before 3.32 allow 999 variables a statement, later ones 32,766 by default.
 TRACK_CHUNK = 900
 SCRUBBED = ("DATABASE_URL", "FLASK_SECRET_KEY")
@@ -213,14 +213,14 @@ def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]
     os.environ.update(env)
     sys.path.insert(0, str(REPO))
     from app import create_app
-    from smh_dashboard.storage import store
+    from smh_dashboard.storage import tasks
 
     app = create_app()
 
     def track(library_id: str, task_ids: list[int]) -> None:
         with app.app_context():
             for start in range(0, len(task_ids), TRACK_CHUNK):
-                store.track_tasks(
+                tasks.track_tasks(
                     library_id, task_ids[start : start + TRACK_CHUNK], "bench", time.time()
                 )
 

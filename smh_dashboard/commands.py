@@ -22,10 +22,11 @@ from werkzeug.serving import run_simple
 from smh_dashboard.actions import clears
 from smh_dashboard.domain import inputs, libraries
 from smh_dashboard.domain.libraries import Library
+from smh_dashboard.domain.tasks import Task
 from smh_dashboard.live import poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.smh.simulator import Simulator
-from smh_dashboard.storage import store
+from smh_dashboard.storage import database, listings, tasks
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
         label = inputs.parse_label(label)
     except inputs.InputError as error:
         raise click.BadParameter(str(error), param_hint="--label") from None
-    new = store.track_tasks(library.id, ids, label, poller.now())
+    new = tasks.track_tasks(library.id, ids, label, poller.now())
     click.echo(
         f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
     )
@@ -86,7 +87,7 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
 def untrack(library_id: str, task_ids: tuple[str, ...]) -> None:
     """Stop tracking SMH tasks of a library."""
     library = _library_or_fail(library_id)
-    removed = store.untrack_tasks(library.id, _ids_or_fail(task_ids))
+    removed = tasks.untrack_tasks(library.id, _ids_or_fail(task_ids))
     click.echo(f"Stopped tracking {removed} task(s) in {library.id}.")
 
 
@@ -101,7 +102,7 @@ def refresh() -> None:
         if outage:
             failed = True
             click.echo(f"{library.id}: SMH failed: {outage.message}", err=True)
-        for task in store.list_tasks(library.id, None, 0, None):
+        for task in listings.list_tasks(library.id, None, 0, None):
             _echo_row(library.id, task)
     for sent in notify.deliver_due():
         _echo_sent(sent)
@@ -195,7 +196,7 @@ def notify_test(library_id: str) -> None:
     click.echo(f"Sent a test message to {where}.")
 
 
-def _echo_row(library_id: str, task: store.Task) -> None:
+def _echo_row(library_id: str, task: Task) -> None:
     deleted = "" if task.delete_count is None else str(task.delete_count)
     click.echo(
         f"{library_id:<24} {task.task_id:>20}  {task.state:<11} {deleted:>9}  {task.label or ''}"
@@ -233,9 +234,9 @@ def db() -> None:
 @with_appcontext
 def upgrade() -> None:
     """Upgrade the database named by DATABASE_URL to the newest revision."""
-    engine = store.open_engine(current_app.config["DATABASE_URL"])
+    engine = database.open_engine(current_app.config["DATABASE_URL"])
     try:
-        click.echo(f"Database schema: {store.upgrade_schema(engine).describe()}.")
+        click.echo(f"Database schema: {database.upgrade_schema(engine).describe()}.")
     finally:
         engine.dispose()
 
@@ -244,12 +245,12 @@ def upgrade() -> None:
 @with_appcontext
 def current() -> None:
     """Print the revision the database is at, and the newest one."""
-    engine = store.open_engine(current_app.config["DATABASE_URL"])
+    engine = database.open_engine(current_app.config["DATABASE_URL"])
     try:
-        revision = store.current_revision(engine)
+        revision = database.current_revision(engine)
     finally:
         engine.dispose()
-    head = store.head_revision()
+    head = database.head_revision()
     click.echo(f"{revision or 'none'} ({'head' if revision == head else f'head is {head}'})")
 
 
@@ -272,10 +273,10 @@ def hash_password() -> None:
 def demo(host: str, port: int) -> None:
     """Start a simulated SMH and the dashboard on demo libraries whose tasks play out live."""
     instance = current_app.instance_path
-    database = os.path.join(instance, "demo.sqlite3")
+    demo_file = os.path.join(instance, "demo.sqlite3")
     for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(database + suffix):
-            os.remove(database + suffix)
+        if os.path.exists(demo_file + suffix):
+            os.remove(demo_file + suffix)
     sim = Simulator()
     for entry in DEMO_LIBRARIES:
         sim.add_library(
@@ -293,7 +294,7 @@ def demo(host: str, port: int) -> None:
                 "SMH_LIBRARIES_FILE": None,
                 "SMH_LIBRARIES": DEMO_LIBRARIES,
                 "SMH_BASE_URL": upstream.base_url,
-                "DATABASE_URL": f"sqlite:///{database}",
+                "DATABASE_URL": f"sqlite:///{demo_file}",
                 "SMH_UNKNOWN_GRACE_SECONDS": 15,
                 # Its libraries are simulated, so a users file scoped to real ones cannot apply.
                 "SMH_USERS_FILE": None,
@@ -329,6 +330,6 @@ def _stage_demo(sim: Simulator) -> None:
     ]
     for library_id, task, label in plan:
         task_id = sim.add_task(library_id, **task)
-        store.track_tasks(library_id, [task_id], label, now)
+        tasks.track_tasks(library_id, [task_id], label, now)
     # An id SMH never heard of: it is checked for the grace period, then shown as unknown.
-    store.track_tasks("demo-marketing", [999999], "Typo in the task id", now)
+    tasks.track_tasks("demo-marketing", [999999], "Typo in the task id", now)

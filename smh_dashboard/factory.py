@@ -14,7 +14,7 @@ from smh_dashboard import commands, formats, i18n, logs, metrics, settings
 from smh_dashboard.domain import libraries, users
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
-from smh_dashboard.storage import store
+from smh_dashboard.storage import database, listings
 from smh_dashboard.web import api, auth, errors, openapi, pages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,9 +49,9 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # and polls are timed from before sign-in.
     logs.init_app(app)
     metrics.init_app(
-        app, lambda: store.count_states(library.id for library in libraries.all_libraries())
+        app, lambda: listings.count_states(library.id for library in libraries.all_libraries())
     )
-    store.init_app(app)
+    database.init_app(app)
     libraries.init_app(app, configured)
     coordination.init_app(app)
     poller.init_app(app)

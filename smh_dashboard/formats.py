@@ -10,8 +10,8 @@ from babel.numbers import get_group_symbol
 from flask import Flask
 
 from smh_dashboard.domain import inputs, states
+from smh_dashboard.domain.tasks import Task
 from smh_dashboard.i18n import get_locale, gettext, ngettext
-from smh_dashboard.storage import store
 
 
 def init_app(app: Flask) -> None:
@@ -30,17 +30,17 @@ def init_app(app: Flask) -> None:
     )
 
 
-def badge(task: store.Task) -> states.Badge:
+def badge(task: Task) -> states.Badge:
     """Return a task's badge: its text and colour class."""
     return states.badge_for(task.state, task.smh_status)
 
 
-def hint(task: store.Task) -> str:
+def hint(task: Task) -> str:
     """Say in a sentence what a task's state means, where its badge alone may puzzle, or ''."""
     return str(states.HINTS.get(task.state, ""))
 
 
-def last_seen(task: store.Task) -> str:
+def last_seen(task: Task) -> str:
     """Name the state SMH last reported for a task it no longer lists, or ''."""
     return states.last_seen(task.state, task.smh_status)
 

@@ -16,7 +16,7 @@ from app import create_app
 from smh_dashboard.domain import libraries
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.smh.simulator import FakeClock, Simulator
-from smh_dashboard.storage import store
+from smh_dashboard.storage import database
 
 SECRET = "lib1-very-secret-key"
 OTHER_SECRET = "lib2-very-secret-key"
@@ -120,8 +120,8 @@ def postgres():
         conn.execute(text(f"CREATE DATABASE {template}"))
     # Migrating once and copying the result is ten times faster than migrating for each test;
     # test_migrations runs the migrations themselves on an empty database.
-    engine = store.open_engine(admin_url.set(database=template).render_as_string(False))
-    store.upgrade_schema(engine)
+    engine = database.open_engine(admin_url.set(database=template).render_as_string(False))
+    database.upgrade_schema(engine)
     engine.dispose()
     yield admin, template
     drop_database(admin, template)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from smh_dashboard.domain import states
 from smh_dashboard.smh import client as smh
 from smh_dashboard.smh.simulator import FakeClock, Simulator
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings, tasks
 
 pytestmark = pytest.mark.backends
 
@@ -215,7 +215,7 @@ def test_a_token_answer_with_an_odd_lifetime_asks_for_the_period_again(
 def test_a_blanket_refusal_is_one_outage_and_no_task_goes_missing(app, client, sim, clock):
     ids = sim.add_tasks("lib1", 200, run_seconds=3600)
     with app.app_context():
-        store.track_tasks("lib1", ids, None, clock())
+        tasks.track_tasks("lib1", ids, None, clock())
     client.get("/libraries/lib1/rows")
     sim.inject("error", endpoint="task.query", status=400, code="ParamInvalid", times=None)
     sim.reset_calls()
@@ -228,7 +228,7 @@ def test_a_blanket_refusal_is_one_outage_and_no_task_goes_missing(app, client, s
         assert "ParamInvalid" in page
 
     with app.app_context():
-        assert store.count_states(["lib1"]) == {"lib1": {states.RUNNING: 200}}
+        assert listings.count_states(["lib1"]) == {"lib1": {states.RUNNING: 200}}
     assert sim.calls["task.query"] == 4 * 3
 
 

@@ -8,7 +8,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from smh_dashboard.domain import libraries
 from smh_dashboard.live import poller
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings, tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "vic": "vic-s3cret", "sam": "sam-s3cret"}
 # A quick hash keeps the suite fast; the format is the one `flask hash-password` writes.
@@ -54,12 +54,12 @@ def as_user(name, password=None):
 
 def track(app, clock, *task_ids, library_id="lib1"):
     with app.app_context():
-        store.track_tasks(library_id, task_ids, None, clock())
+        tasks.track_tasks(library_id, task_ids, None, clock())
 
 
 def tracked_ids(app, library_id="lib1"):
     with app.app_context():
-        return [t.task_id for t in store.list_tasks(library_id, None)]
+        return [t.task_id for t in listings.list_tasks(library_id, None)]
 
 
 def csrf_of(client, name="ana", path="/libraries/lib1"):

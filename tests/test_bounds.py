@@ -17,7 +17,7 @@ from werkzeug.test import encode_multipart
 
 from app import create_app
 from smh_dashboard.domain import inputs
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings, tasks
 
 IDS = (101, 102, 103)
 TEN_MB = 10 * 1024 * 1024
@@ -25,7 +25,7 @@ TEN_MB = 10 * 1024 * 1024
 
 def track(app, clock, *task_ids, label=None):
     with app.app_context():
-        return store.track_tasks("lib1", task_ids, label, clock())
+        return tasks.track_tasks("lib1", task_ids, label, clock())
 
 
 def longest_run(text, char):
@@ -34,7 +34,7 @@ def longest_run(text, char):
 
 def tracked(app):
     with app.app_context():
-        return sorted(t.task_id for t in store.list_tasks("lib1", None))
+        return sorted(t.task_id for t in listings.list_tasks("lib1", None))
 
 
 def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):
@@ -79,7 +79,7 @@ def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):
         if response.status_code == 503:
             assert int(response.headers["Retry-After"]) >= 1
     with app.app_context():
-        rows = store.list_tasks("lib1", None)
+        rows = listings.list_tasks("lib1", None)
     assert {t.task_id for t in rows} <= set(IDS)
     assert {(t.label, t.state) for t in rows} <= {("storm", "pending")}
 
@@ -98,12 +98,12 @@ def test_concurrent_track_and_untrack_count_each_change_once(app, clock, returni
             for n in range(50):
                 try:
                     if (worker + n) % 2:
-                        new = store.track_tasks("lib1", IDS, "storm", clock())
+                        new = tasks.track_tasks("lib1", IDS, "storm", clock())
                         with lock:
                             reported_new.update(new)
                     else:
                         task_id = IDS[n % 3]
-                        gone = store.untrack_tasks("lib1", [task_id])
+                        gone = tasks.untrack_tasks("lib1", [task_id])
                         with lock:
                             removed[task_id] += gone
                 except Exception as error:
@@ -157,7 +157,7 @@ def test_database_trouble_on_the_api_is_an_smh_style_503(client, monkeypatch, tr
     def busy(*args, **kwargs):
         raise trouble
 
-    monkeypatch.setattr(store, "known_answers", busy)
+    monkeypatch.setattr(tasks, "known_answers", busy)
 
     response = client.get("/api/v1/task/lib1/5")
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.security import generate_password_hash
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -106,7 +106,7 @@ def track(app, clock):
 
     def track_ids(*task_ids, label="nightly clean-up"):
         with app.app_context():
-            store.track_tasks("lib1", list(task_ids), label, clock())
+            tasks.track_tasks("lib1", list(task_ids), label, clock())
 
     return track_ids
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings, tasks
 
 pytestmark = pytest.mark.backends
 
@@ -16,7 +16,7 @@ def shown(response):
 
 def tracked(app):
     with app.app_context():
-        return {t.task_id: t for t in store.list_tasks("lib1", None)}
+        return {t.task_id: t for t in listings.list_tasks("lib1", None)}
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_untrack_several_then_undo_puts_them_back_as_they_were(client, app, sim,
     running = sim.add_task("lib1", run_seconds=600)
     kept = sim.add_task("lib1", run_seconds=600)
     with app.app_context():
-        store.track_tasks("lib1", [done, running, kept], "nightly", clock())
+        tasks.track_tasks("lib1", [done, running, kept], "nightly", clock())
     page = shown(client.get("/libraries/lib1"))
     assert f'name="task_id" value="{done}"' in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -56,7 +56,7 @@ def test_untrack_several_then_undo_puts_them_back_as_they_were(client, app, sim,
     assert undo.status_code == 303
     assert sorted(tracked(app)) == sorted([done, running, kept])
     with app.app_context():
-        restored = store.get_task("lib1", done)
+        restored = tasks.get_task("lib1", done)
     assert (restored.state, restored.delete_count, restored.label) == ("done", 77, "nightly")
     assert restored.results == [{"err": "", "status": 0, "deleteCount": 77}]
     page = shown(client.get("/libraries/lib1"))
@@ -68,7 +68,7 @@ def test_untrack_several_then_undo_puts_them_back_as_they_were(client, app, sim,
 
 def test_only_the_last_untrack_can_be_undone(client, app, clock, token):
     with app.app_context():
-        store.track_tasks("lib1", [5, 6], None, clock())
+        tasks.track_tasks("lib1", [5, 6], None, clock())
     client.post("/libraries/lib1/tasks/5/untrack", data={"csrf_token": token})
     client.post("/libraries/lib1/tasks/untrack", data={"csrf_token": token, "task_id": 6})
 
@@ -80,7 +80,7 @@ def test_only_the_last_untrack_can_be_undone(client, app, clock, token):
 def test_recheck_several_unknown_tasks_at_once(client, app, sim, clock, token):
     running = sim.add_task("lib1", run_seconds=600)
     with app.app_context():
-        store.track_tasks("lib1", [5, 6, running], None, clock())
+        tasks.track_tasks("lib1", [5, 6, running], None, clock())
     client.get("/libraries/lib1")
     assert {i: t.state for i, t in tracked(app).items()} == {
         5: "missing",
@@ -107,7 +107,7 @@ def test_recheck_several_unknown_tasks_at_once(client, app, sim, clock, token):
 )
 def test_nothing_or_nonsense_ticked_is_refused(client, app, clock, token, path, picked, says):
     with app.app_context():
-        store.track_tasks("lib1", [5], None, clock())
+        tasks.track_tasks("lib1", [5], None, clock())
 
     response = client.post(path, data={"csrf_token": token, "task_id": picked})
 

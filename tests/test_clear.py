@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from smh_dashboard.domain import libraries
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import activity, store
+from smh_dashboard.storage import activity, listings
 
 pytestmark = pytest.mark.backends
 
@@ -26,7 +26,7 @@ def shown(response):
 
 def tracked(app):
     with app.app_context():
-        return {t.task_id: t for t in store.list_tasks("lib1", None)}
+        return {t.task_id: t for t in listings.list_tasks("lib1", None)}
 
 
 def logged(app):

@@ -1,9 +1,9 @@
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings
 
 
 def tracked(app):
     with app.app_context():
-        return {t.task_id: t for t in store.list_tasks("lib1", None)}
+        return {t.task_id: t for t in listings.list_tasks("lib1", None)}
 
 
 def test_track_and_untrack(runner, app):

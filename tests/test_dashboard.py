@@ -5,19 +5,19 @@ import pytest
 
 from app import create_app
 from smh_dashboard.live import poller
-from smh_dashboard.storage import store
+from smh_dashboard.storage import listings, schema, tasks
 
 pytestmark = pytest.mark.backends
 
 
 def track(app, clock, *task_ids, label=None, library_id="lib1"):
     with app.app_context():
-        return store.track_tasks(library_id, task_ids, label, clock())
+        return tasks.track_tasks(library_id, task_ids, label, clock())
 
 
 def stored(app, task_id, library_id="lib1"):
     with app.app_context():
-        return store.get_task(library_id, task_id)
+        return tasks.get_task(library_id, task_id)
 
 
 def row(html, task_id):
@@ -247,7 +247,7 @@ def test_unknown_state_filter_is_a_clear_400(client):
 def test_long_lists_are_paginated(client, app, clock):
     track(app, clock, *range(1, 121))
     with app.app_context(), app.extensions["store"].begin() as conn:
-        conn.execute(store.tasks.update().values(state="done", finished_at=clock()))
+        conn.execute(schema.tasks.update().values(state="done", finished_at=clock()))
 
     first = client.get("/libraries/lib1").get_data(as_text=True)
     last = client.get("/libraries/lib1?page=3").get_data(as_text=True)
@@ -308,7 +308,7 @@ def test_bad_form_input_is_explained_and_nothing_is_stored(
     assert message in page
     assert 'role="alert"' in page
     with app.app_context():
-        assert [t.task_id for t in store.list_tasks("lib1", None)] == [77]
+        assert [t.task_id for t in listings.list_tasks("lib1", None)] == [77]
     assert stored(app, 77).label == "keep me"
 
 
@@ -317,7 +317,7 @@ def test_a_hundred_ids_with_duplicates_are_accepted(client, app, csrf):
     response = client.post("/libraries/lib1/tasks", data={"task_ids": ids, "csrf_token": csrf})
     assert response.status_code == 303
     with app.app_context():
-        assert len(store.list_tasks("lib1", None)) == 100
+        assert len(listings.list_tasks("lib1", None)) == 100
 
 
 def test_forms_without_csrf_token_are_refused(client, app, clock):
@@ -729,8 +729,8 @@ def test_an_unexpected_failure_is_a_plain_page_that_leaks_nothing(client, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("database on fire: lib1-very-secret-key")
 
-    monkeypatch.setattr(store, "count_states", broken)
-    monkeypatch.setattr(store, "known_answers", broken)
+    monkeypatch.setattr(listings, "count_states", broken)
+    monkeypatch.setattr(tasks, "known_answers", broken)
 
     page = client.get("/libraries/lib1")
     api = client.get("/api/v1/task/lib1/5")

@@ -1,13 +1,13 @@
 import re
 
-from smh_dashboard.domain import states
+from smh_dashboard.domain import libraries, states
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 
 def track(app, clock, *task_ids, label=None):
     with app.app_context():
-        return store.track_tasks("lib1", task_ids, label, clock())
+        return tasks.track_tasks("lib1", task_ids, label, clock())
 
 
 def row(html, task_id):
@@ -42,7 +42,7 @@ def test_a_long_error_is_cut_in_the_list_and_whole_on_the_task_page(client, app,
     answer = {"taskId": 9, "status": 500, "result": [{"err": error, "status": -1}]}
     failed = smh.TaskStatus(9, states.FAILED, 500, (smh.ResultEntry(error, -1, 0),), 0, raw=answer)
     with app.app_context():
-        store.record_statuses("lib1", [failed], clock(), 120)
+        tasks.record_statuses("lib1", [failed], clock(), 120, libraries.get_library("lib1").webhook)
 
     listed = row(client.get("/libraries/lib1").get_data(as_text=True), 9)
     assert "SMH said: QuotaError: the history store" in listed

@@ -15,7 +15,7 @@ from app import create_app
 from smh_dashboard import formats, i18n
 from smh_dashboard.domain import libraries
 from smh_dashboard.live import coordination, poller
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
@@ -34,7 +34,7 @@ def html_lang(response):
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 def csrf_of(client, **kwargs):

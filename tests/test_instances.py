@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 pytestmark = pytest.mark.servers
 
@@ -69,7 +69,7 @@ def test_two_instances_ask_smh_once_per_library_per_cache_window(
     }
     with app.app_context():
         for library_id, task_ids in ids.items():
-            store.track_tasks(library_id, task_ids, None, time.time())
+            tasks.track_tasks(library_id, task_ids, None, time.time())
     listed = tmp_path / "libraries.toml"
     listed.write_text(
         f'[[library]]\nid = "lib1"\nsecret = "{secret}"\n'

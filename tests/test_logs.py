@@ -4,12 +4,12 @@ import re
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from smh_dashboard.domain import libraries
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "sam": "sam-s3cret"}
 HASHES = {name: generate_password_hash(pw, "pbkdf2:sha256:1000") for name, pw in PASSWORDS.items()}
@@ -47,7 +47,7 @@ def grown(before, after, name, **labels):
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import database, listings, schema, tasks
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -91,8 +91,8 @@ def test_a_database_made_before_migrations_keeps_its_rows(legacy_database, reque
     app = request.getfixturevalue("app")
 
     with app.app_context():
-        listed = store.list_tasks("lib1", None)
-        done = store.get_task("lib1", 101)
+        listed = listings.list_tasks("lib1", None)
+        done = tasks.get_task("lib1", 101)
     assert [(t.task_id, t.label, t.state) for t in listed] == [
         (102, None, "pending"),
         (101, "Spring cleanup", "done"),
@@ -100,20 +100,20 @@ def test_a_database_made_before_migrations_keeps_its_rows(legacy_database, reque
     assert done.results == [{"err": None, "status": 1, "deleteCount": 1834}]
     assert done.last_answer == {"id": 101, "status": 1}
     assert done.finished_at == 1060.0
-    assert revisions(app.config["DATABASE_URL"]) == [store.head_revision()]
+    assert revisions(app.config["DATABASE_URL"]) == [database.head_revision()]
     assert "recorded the existing tables as revision 0001" in caplog.text
 
 
 def test_a_new_database_gets_the_schema_store_describes(app):
     engine = create_engine(app.config["DATABASE_URL"])
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), store.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
     engine.dispose()
-    assert revisions(app.config["DATABASE_URL"]) == [store.head_revision()]
+    assert revisions(app.config["DATABASE_URL"]) == [database.head_revision()]
 
 
 def test_flask_db_upgrade_is_idempotent(runner, app):
-    head = store.head_revision()
+    head = database.head_revision()
     for _ in range(2):
         result = runner.invoke(args=["db", "upgrade"])
         assert result.exit_code == 0, result.output
@@ -129,12 +129,12 @@ def test_an_upgrade_before_start_adopts_a_database_made_before_migrations(
     legacy_database, settings
 ):
     # As a deploy script would, before any worker starts on the database.
-    engine = store.open_engine(settings["DATABASE_URL"])
-    first = store.upgrade_schema(engine)
-    again = store.upgrade_schema(engine)
+    engine = database.open_engine(settings["DATABASE_URL"])
+    first = database.upgrade_schema(engine)
+    again = database.upgrade_schema(engine)
     engine.dispose()
 
-    head = store.head_revision()
+    head = database.head_revision()
     assert (first.adopted, first.before, first.after) == (True, "0001", head)
     assert (again.adopted, again.before, again.after) == (False, head, head)
     assert revisions(settings["DATABASE_URL"]) == [head]
@@ -143,11 +143,11 @@ def test_an_upgrade_before_start_adopts_a_database_made_before_migrations(
 PROCESSES = 2
 STARTER = """
 import sys
-from smh_dashboard.storage import store
-engine = store.open_engine(sys.argv[1])
+from smh_dashboard.storage import database
+engine = database.open_engine(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
-upgrade = store.upgrade_schema(engine)
+upgrade = database.upgrade_schema(engine)
 print(upgrade.before, upgrade.after)
 """
 
@@ -178,13 +178,13 @@ def test_processes_starting_at_once_upgrade_a_new_database_once(database_url):
             starter.stdin.flush()
         finished = [starter.communicate(timeout=30) for starter in starters]
 
-    head = store.head_revision()
+    head = database.head_revision()
     for starter, (_, err) in zip(starters, finished, strict=True):
         assert starter.returncode == 0, err
     assert sorted(out for out, _ in finished) == sorted(
         [f"None {head}\n"] + [f"{head} {head}\n"] * (PROCESSES - 1)
     )
-    assert revisions(store.open_engine(url).url) == [head]
+    assert revisions(database.open_engine(url).url) == [head]
 
 
 def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
@@ -193,10 +193,10 @@ def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
     outcomes, errors = [], []
 
     def start():
-        engine = store.open_engine(url)
+        engine = database.open_engine(url)
         barrier.wait()
         try:
-            upgrade = store.upgrade_schema(engine)
+            upgrade = database.upgrade_schema(engine)
             outcomes.append((upgrade.before, upgrade.after))
         except Exception as error:
             errors.append(error)
@@ -209,7 +209,7 @@ def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
     for thread in threads:
         thread.join(timeout=30)
 
-    head = store.head_revision()
+    head = database.head_revision()
     assert errors == []
     assert sorted(outcomes, key=str) == [(head, head)] * 3 + [(None, head)]
     assert revisions(url) == [head]
@@ -217,18 +217,18 @@ def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
 
 def test_later_revisions_add_their_tables_keeping_tasks(tmp_path):
     url = f"sqlite:///{tmp_path / 'at-0001.sqlite3'}"
-    engine = store.open_engine(url)
+    engine = database.open_engine(url)
     config = Config()
-    config.set_main_option("script_location", store.MIGRATIONS)
+    config.set_main_option("script_location", database.MIGRATIONS)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
         conn.execute(legacy.tables["tasks"].insert(), LEGACY_ROWS[0])
     assert revisions(url) == ["0001"]
 
-    upgrade = store.upgrade_schema(engine)
+    upgrade = database.upgrade_schema(engine)
 
-    assert (upgrade.before, upgrade.after) == ("0001", store.head_revision())
+    assert (upgrade.before, upgrade.after) == ("0001", database.head_revision())
     with engine.connect() as conn:
         names = set(inspect(conn).get_table_names())
         kept = conn.execute(text("SELECT task_id, label FROM tasks")).all()

@@ -8,7 +8,7 @@ import pytest
 
 from app import create_app
 from smh_dashboard.live import poller
-from smh_dashboard.storage import store
+from smh_dashboard.storage import outbox, tasks
 
 KEY = "robot-key-5f1e0c7a"
 DASHBOARD = "https://smh.example.com/dash"
@@ -32,7 +32,7 @@ def settings(settings, hook_url):
 
 def deliveries(app, task_id):
     with app.app_context():
-        return store.list_deliveries("lib1", task_id)
+        return outbox.list_deliveries("lib1", task_id)
 
 
 def test_a_task_ending_with_no_page_open_is_told_once(runner, app, sim, clock, receiver):
@@ -123,7 +123,7 @@ def test_a_delivery_failing_for_a_day_is_given_up_and_shown(
 def test_a_task_that_a_page_saw_end_is_told_by_the_web_app(client, app, sim, clock, receiver):
     task = sim.add_task("lib1", run_seconds=5)
     with app.app_context():
-        store.track_tasks("lib1", [task], None, clock())
+        tasks.track_tasks("lib1", [task], None, clock())
     clock.advance(10)
 
     client.get("/libraries/lib1")  # the refresh this page runs sees the task end
@@ -144,7 +144,7 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
     with app.app_context():
         # A refresh records the end, then a process claims its message and dies unsent.
         poller.refresh_library(app.extensions["libraries"]["lib1"].library)
-        [held] = store.claim_deliveries(clock(), clock() + 15, 1)
+        [held] = outbox.claim_deliveries(clock(), clock() + 15, 1)
     held_on = runner.invoke(args=["refresh"])
     clock.advance(16)
     taken_over = runner.invoke(args=["refresh"])
@@ -267,7 +267,7 @@ def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock
     page = app.test_client().get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
 
     with app.app_context():
-        assert store.list_deliveries("lib1", task) == []
+        assert outbox.list_deliveries("lib1", task) == []
     assert "No webhook is configured for Marketing assets" in page
     assert "Done" in page
     app.extensions["store"].dispose()
@@ -324,7 +324,7 @@ def test_pages_alone_get_the_message_sent_from_a_background_thread(
     client = app.test_client()
     task = sim.add_task("lib1", run_seconds=5)
     with app.app_context():
-        store.track_tasks("lib1", [task], None, clock())
+        tasks.track_tasks("lib1", [task], None, clock())
     clock.advance(10)
 
     # An open page polls: its refreshes and deliveries run off the request, in threads.

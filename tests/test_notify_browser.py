@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -63,7 +63,7 @@ def test_notify_me_tells_the_reader_when_a_task_in_the_tab_ends(
     running = sim.add_task("lib1", run_seconds=60)
     later = sim.add_task("lib1", run_seconds=600)
     with app.app_context():
-        store.track_tasks("lib1", [running, later], None, clock())
+        tasks.track_tasks("lib1", [running, later], None, clock())
     context = browser.new_context(base_url=live_server)
     context.grant_permissions(["notifications"], origin=live_server)
     context.add_init_script(SPY)

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 pytestmark = pytest.mark.backends
 
@@ -12,12 +12,12 @@ HTMX = {"HX-Request": "true"}
 
 def track(app, clock, *task_ids, library_id="lib1"):
     with app.app_context():
-        return store.track_tasks(library_id, task_ids, None, clock())
+        return tasks.track_tasks(library_id, task_ids, None, clock())
 
 
 def untrack(app, *task_ids, library_id="lib1"):
     with app.app_context():
-        return store.untrack_tasks(library_id, task_ids)
+        return tasks.untrack_tasks(library_id, task_ids)
 
 
 def poll_url(fragment):
@@ -126,13 +126,13 @@ def test_an_untrack_kept_for_undo_and_its_undo_render(client, app, clock, runnin
     url = poll_url(poll(client, url).get_data(as_text=True))
 
     with app.app_context():
-        store.untrack_tasks_undoably("lib1", [other], "ana", clock())
+        tasks.untrack_tasks_undoably("lib1", [other], "ana", clock())
     removed = poll(client, url)
     assert removed.status_code == 200
     assert 'id="task-777"' not in removed.get_data(as_text=True)
 
     with app.app_context():
-        store.undo_untrack("lib1")
+        tasks.undo_untrack("lib1")
     restored = poll(client, poll_url(removed.get_data(as_text=True)))
     assert restored.status_code == 200
     assert 'id="task-777"' in restored.get_data(as_text=True)

@@ -3,14 +3,14 @@ import urllib.request
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 pytestmark = pytest.mark.backends
 
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 def smh_answer(upstream, sim, path):
@@ -63,7 +63,7 @@ def test_proxy_fetch_also_refreshes_tracked_tasks(client, app, sim, clock):
     assert sim.task_queries == [[asked, tracked]]
     assert "Done" in page
     with app.app_context():
-        assert store.get_task("lib1", tracked).state == "done"
+        assert tasks.get_task("lib1", tracked).state == "done"
 
 
 @pytest.mark.parametrize(

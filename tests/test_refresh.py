@@ -6,7 +6,7 @@ import time
 import pytest
 
 from smh_dashboard.live import poller
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 pytestmark = pytest.mark.backends
 
@@ -22,7 +22,7 @@ def settings(settings):
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 def refreshing(app):
@@ -40,7 +40,7 @@ def wait_for_refresh(app):
 
 def state(app, task_id):
     with app.app_context():
-        return store.get_task("lib1", task_id).state
+        return tasks.get_task("lib1", task_id).state
 
 
 def test_a_page_answers_from_the_store_while_smh_is_slow(client, app, sim, clock):
@@ -105,7 +105,7 @@ def test_a_refresh_that_fails_unexpectedly_is_logged_and_tried_again(
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "record_statuses", broken)
+    monkeypatch.setattr(tasks, "record_statuses", broken)
     assert client.get("/libraries/lib1").status_code == 200
     wait_for_refresh(app)
     assert "refreshing library lib1 failed unexpectedly" in caplog.text

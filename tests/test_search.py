@@ -5,13 +5,13 @@ import re
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 from smh_dashboard.web import exports
 
 
 def track(app, clock, *task_ids, label=None):
     with app.app_context():
-        return store.track_tasks("lib1", task_ids, label, clock())
+        return tasks.track_tasks("lib1", task_ids, label, clock())
 
 
 def listed_ids(html):

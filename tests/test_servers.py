@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from smh_dashboard.domain import libraries
 from smh_dashboard.live import coordination
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 from smh_dashboard.web import auth
 
 pytestmark = pytest.mark.servers
@@ -100,7 +100,7 @@ def test_healthz_answers_ok_while_everything_is_up(client):
 
 def track(app, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, 0.0)
+        tasks.track_tasks("lib1", task_ids, None, 0.0)
 
 
 def test_a_second_process_reuses_the_first_ones_answers(backend, app, make_app, sim, client):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smh_dashboard.storage import store
+from smh_dashboard.storage import outbox, tasks
 
 PROJECT = Path(__file__).resolve().parent.parent
 KEY = "robot-key-5f1e0c7a"
@@ -105,12 +105,12 @@ def watchers(settings):
 
 def track(app, clock, *task_ids):
     with app.app_context():
-        store.track_tasks("lib1", task_ids, None, clock())
+        tasks.track_tasks("lib1", task_ids, None, clock())
 
 
 def deliveries(app, task_id):
     with app.app_context():
-        return store.list_deliveries("lib1", task_id)
+        return outbox.list_deliveries("lib1", task_id)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import Executable, delete, select, update
-
 from smh_dashboard import formats
 from smh_dashboard.domain import inputs, libraries
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext, lazy_gettext
 from smh_dashboard.live import poller
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import activity, store
+from smh_dashboard.storage import activity, database, tasks
+from smh_dashboard.storage import clears as guard
 from smh_dashboard.storage.activity import Action, Outcome
 
 # SMH takes one clear a minute per library; the dashboard holds itself to the same.
@@ -41,7 +40,7 @@ class Result:
 def start_clear(library: Library, who: str) -> Result:
     """Start clearing every historical version of the library, at most once a minute."""
     now = poller.now()
-    holder = _claim(library.id, who, now)
+    holder = guard.claim_clear(library.id, who, now, CLEAR_INTERVAL)
     if holder is not None:
         claimed_at, claimed_by = holder
         retry_at = claimed_at + CLEAR_INTERVAL
@@ -60,47 +59,22 @@ def start_clear(library: Library, who: str) -> Result:
         return _clear_failed(library, who, now, error)
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
-    with store.begin() as conn:
-        store.track_tasks(library.id, [task_id], label, now, conn=conn)
-        conn.execute(
-            update(store.clears)
-            .where(store.clears.c.library_id == library.id, store.clears.c.claimed_at == now)
-            .values(task_id=task_id)
-        )
+    with database.begin() as conn:
+        tasks.track_tasks(library.id, [task_id], label, now, conn=conn)
+        guard.note_clear_task(conn, library.id, now, task_id)
         activity.record_activity(
             library.id, who, Action.CLEAR, Outcome.DONE, message, now, task_id=task_id, conn=conn
         )
     return Result(message, task_id=task_id)
 
 
-def _claim(library_id: str, who: str, now: float) -> tuple[float, str] | None:
-    """Take the library's clear guard in one statement; return its holder if it is taken."""
-    claim = (
-        store.upsert(store.clears)
-        .values(library_id=library_id, claimed_at=now, claimed_by=who, task_id=None)
-        .on_conflict_do_update(
-            index_elements=[store.clears.c.library_id],
-            set_={"claimed_at": now, "claimed_by": who, "task_id": None},
-            where=store.clears.c.claimed_at <= now - CLEAR_INTERVAL,
-        )
-    )
-    with store.begin() as conn:
-        if store.writes_row(conn, claim):
-            return None
-        row = conn.execute(
-            select(store.clears.c.claimed_at, store.clears.c.claimed_by).where(
-                store.clears.c.library_id == library_id
-            )
-        ).one()
-    return row.claimed_at, row.claimed_by
-
-
 def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -> Result:
-    mine = (store.clears.c.library_id == library.id) & (store.clears.c.claimed_at == now)
     said = _smh_said(error)
     retry_at = None
     unanswered = error.code in UNANSWERED_CODES
-    change: Executable | None
+    # What becomes of the guard this clear took: held until SMH's wait ends, released, or kept.
+    held_from: float | None = None
+    released = False
     if error.status == 429:
         retry_at = now + max(1.0, error.retry_after or CLEAR_INTERVAL)
         message = gettext(
@@ -109,7 +83,7 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
             said=said,
             retry_at=formats.utc(retry_at),
         )
-        change = update(store.clears).where(mine).values(claimed_at=retry_at - CLEAR_INTERVAL)
+        held_from = retry_at - CLEAR_INTERVAL
         outcome = Outcome.REFUSED
     elif unanswered:
         message = gettext(
@@ -118,7 +92,6 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
             "in SMH before trying once more, after the minute SMH requires.",
             said=said,
         )
-        change = None
         outcome = Outcome.UNKNOWN
     elif error.status is not None and error.status < 500:
         message = gettext(
@@ -126,7 +99,7 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
         )
         # SMH started nothing, so nothing holds the minute: fixing the cause and trying again
         # at once is fine.
-        change = delete(store.clears).where(mine)
+        released = True
         outcome = Outcome.REFUSED
     else:
         message = gettext(
@@ -134,11 +107,12 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
             "Try again once SMH answers, after the minute SMH requires.",
             said=said,
         )
-        change = None
         outcome = Outcome.REFUSED
-    with store.begin() as conn:
-        if change is not None:
-            conn.execute(change)
+    with database.begin() as conn:
+        if held_from is not None:
+            guard.move_clear_claim(conn, library.id, now, held_from)
+        elif released:
+            guard.release_clear(conn, library.id, now)
         activity.record_activity(
             library.id, who, Action.CLEAR, outcome, message, now, error=error, conn=conn
         )

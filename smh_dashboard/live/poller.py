@@ -23,7 +23,7 @@ from smh_dashboard.domain import libraries, states
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.live import coordination
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import store
+from smh_dashboard.storage import tasks
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def request_refresh(library: Library) -> Outage | None:
     tools) the caller runs the refresh itself.
     """
     outage = current_outage(library.id)
-    if not store.has_due(library.id, now() - _window()):
+    if not tasks.has_due(library.id, now() - _window()):
         return None
     if outage and outage.retry_at > now():
         return outage
@@ -212,7 +212,7 @@ def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     outage = current_outage(library.id)
     if outage and outage.retry_at > now():
         return outage
-    due = store.stale_ids(library.id, now() - _window())
+    due = tasks.stale_ids(library.id, now() - _window())
     asked: set[int] = set()
     position = 0
     while True:
@@ -272,8 +272,12 @@ def _fetch(library: Library, ids: list[int], outage: Outage | None) -> Outage | 
     if outage:
         cache.delete(_outage_key(library.id))
         log.info("SMH answers again for library %s", library.id)
-    store.record_statuses(
-        library.id, statuses, fetched_at, current_app.config["SMH_UNKNOWN_GRACE_SECONDS"]
+    tasks.record_statuses(
+        library.id,
+        statuses,
+        fetched_at,
+        current_app.config["SMH_UNKNOWN_GRACE_SECONDS"],
+        library.webhook,
     )
     return None
 
@@ -300,7 +304,7 @@ def fetch_statuses(
     if outage and outage.retry_at > now():
         return found, outage
     flight = _flight(library.id)
-    untracked = store.untracked_ids(library.id, rest)
+    untracked = tasks.untracked_ids(library.id, rest)
     with flight.wanted_lock:
         if untracked:
             _check_rate(library.id)
@@ -341,7 +345,7 @@ def _known(library: Library, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
     unknown = [i for i in task_ids if i not in found]
     if unknown:
         # What the store knows is at most one refresh old; only ids never answered for wait.
-        for task_id, answer in store.known_answers(library.id, unknown).items():
+        for task_id, answer in tasks.known_answers(library.id, unknown).items():
             found[task_id] = (
                 smh.TaskStatus(task_id=task_id, state=states.MISSING)
                 if answer is None

@@ -1,10 +1,11 @@
 """Telling people a task ended: each chat's message, and delivering the outbox with retries.
 
-A task's end is queued in the database by the change that ends it (store.record_statuses), one
-row per webhook. Whichever process runs deliver_due (the watcher, `flask refresh`, or a web
-worker's background thread) claims due rows with a lease, posts them, and records the outcome:
-sent, tried again later with a doubling wait, or given up once a day old. Webhook URLs carry
-the chat robot's key, so they are only ever shown masked, and no error text repeats them.
+A task's end is queued in the database by the change that ends it (storage's
+tasks.record_statuses), one row per webhook. Whichever process runs deliver_due (the watcher,
+`flask refresh`, or a web worker's background thread) claims due rows with a lease, posts them,
+and records the outcome: sent, tried again later with a doubling wait, or given up once a day
+old. Webhook URLs carry the chat robot's key, so they are only ever shown masked, and no error
+text repeats them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from smh_dashboard import formats
 from smh_dashboard.domain import libraries, states
 from smh_dashboard.domain.libraries import Library, Webhook, WebhookFormat
 from smh_dashboard.live import poller
-from smh_dashboard.storage import activity, store
+from smh_dashboard.storage import activity, outbox
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def _deliver_in_background(app: Flask, deliverer: _Deliverer) -> None:
 class Sent:
     """How one delivery went: the delivery, and the error (None: the chat took it)."""
 
-    delivery: store.Delivery
+    delivery: outbox.Delivery
     error: str | None
     gave_up: bool
 
@@ -186,7 +187,7 @@ def deliver_due() -> list[Sent]:
     outcomes: list[Sent] = []
     while len(tried) < DELIVERY_PASS:
         now = poller.now()
-        claimed = store.claim_deliveries(now, now + lease, 1, tried)
+        claimed = outbox.claim_deliveries(now, now + lease, 1, tried)
         if not claimed:
             break
         delivery = claimed[0]
@@ -194,7 +195,7 @@ def deliver_due() -> list[Sent]:
         error, final = _send_delivery(delivery)
         after = poller.now()
         next_at = None if error is None or final else _retry_at(delivery, after)
-        if not store.finish_delivery(delivery, after, error, next_at):
+        if not outbox.finish_delivery(delivery, after, error, next_at):
             continue
         sent = Sent(delivery, error, gave_up=error is not None and next_at is None)
         outcomes.append(sent)
@@ -208,7 +209,7 @@ def deliver_due() -> list[Sent]:
     return outcomes
 
 
-def _retry_at(delivery: store.Delivery, now: float) -> float | None:
+def _retry_at(delivery: outbox.Delivery, now: float) -> float | None:
     config = current_app.config
     if now - delivery.created_at >= float(config["SMH_WEBHOOK_GIVE_UP_SECONDS"]):
         return None
@@ -217,7 +218,7 @@ def _retry_at(delivery: store.Delivery, now: float) -> float | None:
     return now + min(MAX_RETRY_WAIT, wait)
 
 
-def _send_delivery(delivery: store.Delivery) -> tuple[str | None, bool]:
+def _send_delivery(delivery: outbox.Delivery) -> tuple[str | None, bool]:
     """Post a delivery; return the error, if any, and whether trying again cannot help."""
     library = libraries.get_library(delivery.library_id)
     webhook = library.webhook if library else None

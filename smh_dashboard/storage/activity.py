@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from flask import has_request_context, request
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-from smh_dashboard.i18n import gettext, lazy_gettext
+from smh_dashboard.i18n import lazy_gettext
 from smh_dashboard.smh import client as smh
-from smh_dashboard.storage import store
-from smh_dashboard.web import auth
+from smh_dashboard.storage import database
+from smh_dashboard.storage.schema import MAX_WHO_LENGTH
+from smh_dashboard.storage.schema import activity as log
 
 MAX_MESSAGE_LENGTH = 1000
 PER_PAGE = 50
@@ -72,18 +72,6 @@ class Entry:
         return str(OUTCOME_TEXT.get(self.outcome, self.outcome))
 
 
-def current_who() -> str:
-    """Name who is acting: the signed-in user, or the client's address where nobody signs in."""
-    user = auth.current_user() if has_request_context() else None
-    if user is not None:
-        return user.name
-    address = request.remote_addr if has_request_context() else None
-    # Stored as said at the time, in the language of whoever acted, as the entry's message is.
-    if address is None:
-        return gettext("no sign-in (unknown address)")
-    return gettext("no sign-in (%(address)s)", address=address)
-
-
 def record_activity(
     library_id: str,
     who: str,
@@ -100,7 +88,7 @@ def record_activity(
     row = {
         "library_id": library_id,
         "at": at,
-        "who": who[: store.MAX_WHO_LENGTH],
+        "who": who[:MAX_WHO_LENGTH],
         "action": action.value,
         "outcome": outcome.value,
         "task_id": task_id,
@@ -110,43 +98,43 @@ def record_activity(
         "request_id": error.request_id[:128] if error and error.request_id else None,
     }
     if conn is not None:
-        conn.execute(insert(store.activity), row)
+        conn.execute(insert(log), row)
         return
-    with store.begin() as own:
-        own.execute(insert(store.activity), row)
+    with database.begin() as own:
+        own.execute(insert(log), row)
 
 
 def list_activity(library_id: str, offset: int = 0, limit: int = RECENT) -> list[Entry]:
     """Return the library's activity, newest first, one page of it."""
     query = (
-        select(store.activity)
-        .where(store.activity.c.library_id == library_id)
-        .order_by(store.activity.c.id.desc())
+        select(log)
+        .where(log.c.library_id == library_id)
+        .order_by(log.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
-    with store.begin() as conn:
+    with database.connect() as conn:
         return [Entry(**row._mapping) for row in conn.execute(query)]
 
 
 def count_activity(library_id: str) -> int:
     """Count the lines of the library's activity log."""
-    query = select(func.count()).where(store.activity.c.library_id == library_id)
-    with store.begin() as conn:
+    query = select(func.count()).where(log.c.library_id == library_id)
+    with database.connect() as conn:
         return conn.scalar(query) or 0
 
 
 def started_by(library_id: str, task_id: int) -> str | None:
     """Return who started the clear that became this task, if the dashboard started it."""
     query = (
-        select(store.activity.c.who)
+        select(log.c.who)
         .where(
-            store.activity.c.library_id == library_id,
-            store.activity.c.task_id == task_id,
-            store.activity.c.action == Action.CLEAR.value,
-            store.activity.c.outcome == Outcome.DONE.value,
+            log.c.library_id == library_id,
+            log.c.task_id == task_id,
+            log.c.action == Action.CLEAR.value,
+            log.c.outcome == Outcome.DONE.value,
         )
         .limit(1)
     )
-    with store.begin() as conn:
+    with database.connect() as conn:
         return conn.scalar(query)

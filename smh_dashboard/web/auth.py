@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import redis
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, has_request_context, request
 from flask.logging import default_handler, has_level_handler
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import WWWAuthenticate
@@ -192,6 +192,18 @@ def current_user() -> User | None:
     """Return who is signed in for this request, or None when nobody signs in here."""
     user: User | None = g.get("user")
     return user
+
+
+def current_who() -> str:
+    """Name who is acting: the signed-in user, or the client's address where nobody signs in."""
+    user = current_user() if has_request_context() else None
+    if user is not None:
+        return user.name
+    address = request.remote_addr if has_request_context() else None
+    # Stored as said at the time, in the language of whoever acted, as the entry's message is.
+    if address is None:
+        return gettext("no sign-in (unknown address)")
+    return gettext("no sign-in (%(address)s)", address=address)
 
 
 def may_change() -> bool:

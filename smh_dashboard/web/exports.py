@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from smh_dashboard import formats
 from smh_dashboard.domain import states
-from smh_dashboard.storage import store
+from smh_dashboard.domain.tasks import Task
 
 # The columns, in order: the CSV header and the keys of each JSON record.
 FIELDS = (
@@ -31,7 +31,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 
 
-def task_record(task: store.Task) -> dict[str, object]:
+def task_record(task: Task) -> dict[str, object]:
     """Return what an export says about one task, times as ISO 8601 in UTC."""
     return {
         "task_id": task.task_id,
@@ -55,7 +55,7 @@ def csv_cell(value: object) -> object:
     return "" if value is None else value
 
 
-def csv_lines(tasks: Iterable[store.Task]) -> Iterator[str]:
+def csv_lines(tasks: Iterable[Task]) -> Iterator[str]:
     """Yield a CSV file a line at a time: a BOM and the header, then one line per task."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -72,7 +72,7 @@ def csv_lines(tasks: Iterable[store.Task]) -> Iterator[str]:
         yield line(csv_cell(record[name]) for name in FIELDS)
 
 
-def json_chunks(header: dict[str, object], tasks: Iterable[store.Task]) -> Iterator[str]:
+def json_chunks(header: dict[str, object], tasks: Iterable[Task]) -> Iterator[str]:
     """Yield a JSON object a piece at a time: `header`'s keys, then "tasks", one per piece."""
     opening = json.dumps(header, ensure_ascii=False)[:-1]
     yield opening + (", " if header else "") + '"tasks": ['

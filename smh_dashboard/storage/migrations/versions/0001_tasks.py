@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-29
 
-Sizes are literals, not store.py's constants: a migration is a snapshot and must not move when
+Sizes are literals, not schema.py's constants: a migration is a snapshot and must not move when
 they do.
 """
 

@@ -1,0 +1,146 @@
+"""The dashboard's tables, declared together: what migrations build and every query reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from smh_dashboard.domain import inputs, libraries
+
+# The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
+MAX_WHO_LENGTH = 200
+
+
+def _library_id(*, primary_key: bool = False) -> Column[Any]:
+    """Return the column naming the library a row belongs to (every table has one)."""
+    return Column(
+        "library_id",
+        String(libraries.MAX_LIBRARY_ID_LENGTH),
+        primary_key=primary_key,
+        nullable=False,
+    )
+
+
+def _numbered_table(name: str, *columns: Column[Any] | Index | UniqueConstraint) -> Table:
+    """Declare a table whose rows are numbered as they are written, each about one library."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        _library_id(),
+        *columns,
+    )
+
+
+def _task_state() -> tuple[Column[Any], ...]:
+    """Return the columns for where a task stands, as the dashboard last recorded SMH's answer."""
+    return (
+        Column("state", String(16), nullable=False),
+        Column("smh_status", Integer),
+        Column("delete_count", BigInteger),
+    )
+
+
+metadata = MetaData()
+tasks = Table(
+    "tasks",
+    metadata,
+    _library_id(primary_key=True),
+    Column("task_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("label", String(inputs.MAX_LABEL_LENGTH)),
+    *_task_state(),
+    Column("results", JSON),
+    Column("last_answer", JSON),
+    Column("added_at", Float, nullable=False),
+    Column("missing_since", Float),
+    Column("first_running_at", Float),
+    Column("finished_at", Float),
+    Column("checked_at", Float),
+    # The library version at which what pages show of this row last changed (see
+    # library_versions): a poll sends only the rows changed since its page was drawn.
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Index("ix_tasks_library_state", "library_id", "state"),
+    Index("ix_tasks_library_added", "library_id", "added_at", "task_id"),
+)
+# What people did to libraries and what SMH answered (see activity.py), kept for good.
+activity = _numbered_table(
+    "activity",
+    Column("at", Float, nullable=False),
+    Column("who", String(MAX_WHO_LENGTH), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("task_id", BigInteger),
+    Column("message", String(1000), nullable=False),
+    Column("smh_status", Integer),
+    Column("smh_code", String(64)),
+    Column("request_id", String(128)),
+    Index("ix_activity_library_id", "library_id", "id"),
+)
+# One row per library: the tasks its last untrack removed, whole, so that it can be undone.
+untracked = Table(
+    "untracked",
+    metadata,
+    _library_id(primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("who", String(MAX_WHO_LENGTH), nullable=False),
+    Column("rows", JSON, nullable=False),
+)
+# One row per library: the last clear the dashboard let start, so that every process and every
+# restart refuses a second one within SMH's minute (see clears.py).
+clears = Table(
+    "clears",
+    metadata,
+    _library_id(primary_key=True),
+    Column("claimed_at", Float, nullable=False),
+    Column("claimed_by", String(MAX_WHO_LENGTH), nullable=False),
+    Column("task_id", BigInteger),
+)
+# One row per library that ever changed: `version` goes up in the same transaction as every
+# write that changes what its pages show (a poll compares it before rendering anything), and
+# `checked_at` is when SMH was last asked about any of its tasks.
+library_versions = Table(
+    "library_versions",
+    metadata,
+    _library_id(primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("checked_at", Float),
+)
+# Messages to send about tasks that ended, one row per end and webhook, written in the same
+# transaction as the change that ended the task; whichever process delivers one claims it first
+# (see outbox.py). A row stays after delivery, as the task page's record of it.
+outbox = _numbered_table(
+    "outbox",
+    Column("task_id", BigInteger, nullable=False),
+    *_task_state(),
+    Column("label", String(inputs.MAX_LABEL_LENGTH)),
+    Column("finished_at", Float, nullable=False),
+    # Which webhook (libraries.Webhook.key), where it goes as it may be shown, and its format.
+    Column("webhook", String(16), nullable=False),
+    Column("destination", String(300), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # When to try next; NULL once delivered or given up, so that only live rows are due.
+    Column("next_at", Float),
+    Column("claim", String(32)),
+    Column("claimed_until", Float),
+    Column("delivered_at", Float),
+    Column("given_up_at", Float),
+    Column("last_error", String(500)),
+    # A task tracked again, or checked again and found in the same state, is told of once.
+    UniqueConstraint("library_id", "task_id", "state", "webhook", name="uq_outbox_end"),
+    Index("ix_outbox_next_at", "next_at"),
+    Index("ix_outbox_task", "library_id", "task_id"),
+)
