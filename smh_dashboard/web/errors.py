@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from smh_dashboard.i18n import gettext, lazy_gettext
+from smh_dashboard.storage import database
 from smh_dashboard.web import api
 
 API_CODES = {
@@ -38,8 +37,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, form_expired)
     app.register_error_handler(RequestEntityTooLarge, request_too_large)
     app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(OperationalError, database_busy)
-    app.register_error_handler(PoolTimeout, database_busy)
+    for outage in database.OUTAGE_ERRORS:
+        app.register_error_handler(outage, database_busy)
     app.register_error_handler(Exception, server_error)
 
 
@@ -84,7 +83,7 @@ def database_busy(error: Exception) -> ResponseReturnValue:
     current_app.logger.warning(
         "database busy on %s %s: %s", request.method, request.path, str(error).splitlines()[0]
     )
-    name = DATABASE_NAMES.get(_database_kind(), "database")
+    name = DATABASE_NAMES.get(database.database_kind(), "database")
     message = gettext(
         "The database (%(name)s) is busy or out of reach; try again in a few seconds.", name=name
     )
@@ -94,11 +93,6 @@ def database_busy(error: Exception) -> ResponseReturnValue:
         response.headers.update(headers)
         return response
     return render_template("error.html", status=503, message=message), 503, headers
-
-
-def _database_kind() -> str:
-    kind: str = current_app.extensions["store"].dialect.name
-    return kind
 
 
 def server_error(error: Exception) -> ResponseReturnValue:
