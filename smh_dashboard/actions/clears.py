@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Executable, delete, select, update
 
-from smh_dashboard import formats
-from smh_dashboard.domain import inputs, libraries
+from smh_dashboard import clock, formats, registry
+from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext, lazy_gettext
 from smh_dashboard.live import poller
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import activity, store
 from smh_dashboard.storage.activity import Action, Outcome
 
@@ -30,7 +30,7 @@ class Result:
     task_id: int | None = None
     retry_at: float | None = None
     unanswered: bool = False
-    error: smh.SMHError | None = None
+    error: SMHError | None = None
 
     @property
     def done(self) -> bool:
@@ -40,7 +40,7 @@ class Result:
 
 def start_clear(library: Library, who: str) -> Result:
     """Start clearing every historical version of the library, at most once a minute."""
-    now = poller.now()
+    now = clock.now()
     holder = _claim(library.id, who, now)
     if holder is not None:
         claimed_at, claimed_by = holder
@@ -55,8 +55,8 @@ def start_clear(library: Library, who: str) -> Result:
         activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
         return Result(message, retry_at=retry_at)
     try:
-        task_id = libraries.client_for(library.id).clear_history()
-    except smh.SMHError as error:
+        task_id = registry.client_for(library.id).clear_history()
+    except SMHError as error:
         return _clear_failed(library, who, now, error)
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
@@ -95,7 +95,7 @@ def _claim(library_id: str, who: str, now: float) -> tuple[float, str] | None:
     return row.claimed_at, row.claimed_by
 
 
-def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -> Result:
+def _clear_failed(library: Library, who: str, now: float, error: SMHError) -> Result:
     mine = (store.clears.c.library_id == library.id) & (store.clears.c.claimed_at == now)
     said = _smh_said(error)
     retry_at = None
@@ -147,13 +147,13 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
 
 def switch_history_off(library: Library, who: str) -> Result:
     """Switch the library's file history off, keeping its other settings as they were."""
-    now = poller.now()
-    client = libraries.client_for(library.id)
+    now = clock.now()
+    client = registry.client_for(library.id)
     try:
         settings = client.get_history_settings()
         if settings.enabled:
             client.set_history_settings(dataclasses.replace(settings, enabled=False))
-    except smh.SMHError as error:
+    except SMHError as error:
         message = gettext(
             "File history was not switched off: %(advice)s (%(said)s).",
             advice=_advice(error),
@@ -186,9 +186,9 @@ ADVICE = {
 }
 
 
-def _advice(error: smh.SMHError) -> str:
+def _advice(error: SMHError) -> str:
     return str(ADVICE.get(error.code or "", error.message))
 
 
-def _smh_said(error: smh.SMHError) -> str:
+def _smh_said(error: SMHError) -> str:
     return str(error)
