@@ -19,8 +19,9 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
+from smh_dashboard import clock, registry
 from smh_dashboard.actions import clears
-from smh_dashboard.domain import inputs, libraries
+from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.tasks import Task
 from smh_dashboard.live import poller
@@ -47,9 +48,9 @@ def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
 
 
 def _library_or_fail(library_id: str) -> Library:
-    library = libraries.get_library(library_id)
+    library = registry.get_library(library_id)
     if library is None:
-        known = ", ".join(lib.id for lib in libraries.all_libraries()) or "none"
+        known = ", ".join(lib.id for lib in registry.all_libraries()) or "none"
         raise click.BadParameter(f"{library_id!r} is not configured (configured: {known})")
     return library
 
@@ -74,7 +75,7 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
         label = inputs.parse_label(label)
     except inputs.InputError as error:
         raise click.BadParameter(str(error), param_hint="--label") from None
-    new = tasks.track_tasks(library.id, ids, label, poller.now())
+    new = tasks.track_tasks(library.id, ids, label, clock.now())
     click.echo(
         f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
     )
@@ -97,7 +98,7 @@ def refresh() -> None:
     """Ask SMH once about every running task and print where each tracked task stands."""
     failed = False
     click.echo(f"{'LIBRARY':<24} {'TASK':>20}  {'STATE':<11} {'DELETED':>9}  LABEL")
-    for library in libraries.all_libraries():
+    for library in registry.all_libraries():
         outage = poller.refresh_library(library)
         if outage:
             failed = True
@@ -137,7 +138,7 @@ def watch() -> None:
     window = current_app.config["SMH_CACHE_SECONDS"]
     # With no reuse configured (SMH_CACHE_SECONDS=0), a pass a second at most.
     pause = max(float(window), 1.0)
-    names = ", ".join(library.id for library in libraries.all_libraries()) or "no library"
+    names = ", ".join(library.id for library in registry.all_libraries()) or "no library"
     click.echo(f"Watching {names} every {pause:g} s (Ctrl-C or SIGTERM stops).")
     told: dict[str, tuple[float, int]] = {}
     try:
@@ -155,7 +156,7 @@ def _watch_once(stop: threading.Event, told: dict[str, tuple[float, int]]) -> No
 
     An SMH failure is printed once per failed try, not at every pass of its back-off (`told`).
     """
-    for library in libraries.all_libraries():
+    for library in registry.all_libraries():
         if stop.is_set():
             return
         try:
@@ -314,7 +315,7 @@ def demo(host: str, port: int) -> None:
 
 def _stage_demo(sim: Simulator) -> None:
     """Create demo tasks upstream and track them, so the first minute shows every state."""
-    now = poller.now()
+    now = clock.now()
     plan: list[tuple[str, dict[str, Any], str | None]] = [
         ("demo-marketing", {"run_seconds": 20, "delete_count": 1834}, "Spring campaign cleanup"),
         ("demo-marketing", {"run_seconds": 45, "delete_count": 12077}, "Old product shots"),

@@ -10,12 +10,12 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from smh_dashboard import commands, formats, i18n, logs, metrics, settings
+from smh_dashboard import commands, formats, i18n, logs, registry, settings
 from smh_dashboard.domain import libraries, users
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.storage import database, listings
-from smh_dashboard.web import api, auth, errors, openapi, pages
+from smh_dashboard.web import api, auth, errors, metrics, openapi, pages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,10 +49,10 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # and polls are timed from before sign-in.
     logs.init_app(app)
     metrics.init_app(
-        app, lambda: listings.count_states(library.id for library in libraries.all_libraries())
+        app, lambda: listings.count_states(library.id for library in registry.all_libraries())
     )
     database.init_app(app)
-    libraries.init_app(app, configured)
+    registry.init_app(app, configured)
     coordination.init_app(app)
     poller.init_app(app)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.

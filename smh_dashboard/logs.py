@@ -9,12 +9,12 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from enum import Enum
 from typing import TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
-from smh_dashboard.smh import client as smh
+from smh_dashboard.settings import LogFormat
+from smh_dashboard.smh import redact
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # An incoming id is kept only if it is short and plain, so it cannot forge or flood a log line.
@@ -25,13 +25,6 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 log = logging.getLogger(__name__)
-
-
-class LogFormat(Enum):
-    """How log lines are written: for people (text) or for a log pipeline (one JSON per line)."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
 class RequestIdFilter(logging.Filter):
@@ -78,8 +71,8 @@ class StandardErrorHandler(logging.StreamHandler):
 
 _handler = StandardErrorHandler()
 _handler.addFilter(RequestIdFilter())
-# The last line of defence: whatever any module logs, a token in a URL is masked.
-_handler.addFilter(smh.RedactingFilter())
+# The last line of defence: whatever any module logs, a token or webhook key is masked.
+_handler.addFilter(redact.FILTER)
 
 
 def init_app(app: Flask) -> None:

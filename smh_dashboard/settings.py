@@ -11,8 +11,7 @@ from enum import Enum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from smh_dashboard import logs, metrics
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh import codes
 
 DEFAULTS = {
     "SMH_LIBRARY_ID": None,
@@ -26,7 +25,7 @@ DEFAULTS = {
     "SMH_TOKEN_PERIOD": 86400,
     "SMH_TIMEOUT": 10.0,
     "SMH_RETRIES": 1,
-    "SMH_MAX_IDS_PER_CALL": smh.MAX_IDS_PER_CALL,
+    "SMH_MAX_IDS_PER_CALL": codes.MAX_IDS_PER_CALL,
     "SMH_CACHE_SECONDS": 5,
     "SMH_POLL_SECONDS": 3.0,
     "SMH_MAX_BACKOFF_SECONDS": 60.0,
@@ -100,6 +99,21 @@ CODE_ONLY = {"SMH_LIBRARIES"}
 E = TypeVar("E", bound=Enum)
 
 
+class MetricsAccess(Enum):
+    """Who may read /metrics (METRICS): nobody (it is not there), signed-in people, or anyone."""
+
+    OFF = "off"
+    SIGNED_IN = "signed-in"
+    OPEN = "open"
+
+
+class LogFormat(Enum):
+    """How log lines are written (LOG_FORMAT): for people, or for a log pipeline (JSON lines)."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class ConfigError(ValueError):
     """A configuration value that the dashboard cannot start with; the text names the setting."""
 
@@ -129,9 +143,9 @@ def check_settings(config: dict) -> None:
         config[name] = value
     for name in BOOLEANS:
         config[name] = _flag(name, config.get(name))
-    config["METRICS"] = _choice("METRICS", metrics.Access, config.get("METRICS"))
-    config["LOG_FORMAT"] = _choice("LOG_FORMAT", logs.LogFormat, config.get("LOG_FORMAT"))
-    if config["METRICS"] is metrics.Access.SIGNED_IN and not config.get("SMH_USERS_FILE"):
+    config["METRICS"] = _choice("METRICS", MetricsAccess, config.get("METRICS"))
+    config["LOG_FORMAT"] = _choice("LOG_FORMAT", LogFormat, config.get("LOG_FORMAT"))
+    if config["METRICS"] is MetricsAccess.SIGNED_IN and not config.get("SMH_USERS_FILE"):
         raise ConfigError(
             "METRICS=signed-in needs SMH_USERS_FILE: without users nobody can sign in "
             "(METRICS=open lets anyone who reaches the dashboard read them)"

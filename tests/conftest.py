@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
-from smh_dashboard.domain import libraries
-from smh_dashboard.live import coordination, poller
+from smh_dashboard import clock as dashboard_clock
+from smh_dashboard import registry
+from smh_dashboard.live import coordination
 from smh_dashboard.smh.simulator import FakeClock, Simulator
 from smh_dashboard.storage import database
 
@@ -49,8 +50,11 @@ def other_secret():
 
 
 @pytest.fixture
-def clock():
-    return FakeClock()
+def clock(monkeypatch):
+    """The simulated SMH's clock, which is the dashboard's clock too: they move together."""
+    fake = FakeClock()
+    monkeypatch.setattr(dashboard_clock, "now", fake)
+    return fake
 
 
 @pytest.fixture
@@ -194,12 +198,10 @@ def settings(tmp_path, upstream, database_url, redis_url):
 
 
 @pytest.fixture
-def app(settings, clock, monkeypatch):
-    # The dashboard's clock and the simulated SMH's clock move together.
-    monkeypatch.setattr(poller, "now", clock)
+def app(settings, clock):
     app = create_app(settings)
     yield app
-    libraries.close_app(app)
+    registry.close_app(app)
     coordination.close_app(app)
     app.extensions["store"].dispose()
 

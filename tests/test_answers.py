@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smh_dashboard.domain import states
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import HistorySettings, ResultEntry, SMHError
+from smh_dashboard.smh.client import SMHClient
 from smh_dashboard.smh.simulator import FakeClock, Simulator
 from smh_dashboard.storage import listings, tasks
 
@@ -25,9 +26,7 @@ TOKEN_ANSWER = b'{"accessToken": "t0k3n", "expiresIn": 1200}'
 
 @pytest.fixture
 def smh_client(sim, upstream):
-    client = smh.SMHClient(
-        "lib1", token=sim.issue_token("lib1"), base_url=upstream.base_url, retries=0
-    )
+    client = SMHClient("lib1", token=sim.issue_token("lib1"), base_url=upstream.base_url, retries=0)
     yield client
     client.close()
 
@@ -69,7 +68,7 @@ def item(task_id, status=202, **fields):
 def test_an_unreadable_answer_is_one_bad_answer_error(sim, smh_client, body):
     sim.inject("answer", endpoint="task.query", status=200, body=body)
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         smh_client.query_tasks([1000])
 
     assert caught.value.code == "BadAnswer"
@@ -81,7 +80,7 @@ def test_an_error_answer_nested_too_deep_has_no_smh_code(sim, smh_client, status
     body = b'{"code": "ParamInvalid", "x": ' + b"[" * DEEP + b"]" * DEEP + b"}"
     sim.inject("answer", endpoint="task.query", status=status, body=body)
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         smh_client.query_tasks([1000, 1001])
 
     assert (caught.value.status, caught.value.code) == (status, None)
@@ -140,9 +139,9 @@ def test_result_fields_of_the_wrong_type_are_left_out(sim, smh_client):
     assert status.state == states.DONE
 
     assert status.results == (
-        smh.ResultEntry(err="", status=None, delete_count=None),
-        smh.ResultEntry(err="", status=-1, delete_count=4),
-        smh.ResultEntry(err="disk full", status=None, delete_count=None),
+        ResultEntry(err="", status=None, delete_count=None),
+        ResultEntry(err="", status=-1, delete_count=4),
+        ResultEntry(err="disk full", status=None, delete_count=None),
     )
     assert status.delete_count == 4
 
@@ -163,7 +162,7 @@ def test_a_clear_answer_is_a_task_id_or_one_error(sim, smh_client, body, code):
     if code is None:
         assert smh_client.clear_history() == 20
         return
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         smh_client.clear_history()
     assert caught.value.code == code
 
@@ -182,9 +181,9 @@ def test_a_clear_answer_is_a_task_id_or_one_error(sim, smh_client, body, code):
     ],
 )
 def test_an_unusable_token_answer_is_one_bad_answer_error(sim, upstream, secret, body):
-    client = smh.SMHClient("lib1", secret=secret, base_url=upstream.base_url, retries=0)
+    client = SMHClient("lib1", secret=secret, base_url=upstream.base_url, retries=0)
     sim.inject("answer", endpoint="token.create", status=200, body=body)
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     client.close()
     assert caught.value.code == "BadAnswer"
@@ -195,9 +194,7 @@ def test_an_unusable_token_answer_is_one_bad_answer_error(sim, upstream, secret,
 def test_a_token_answer_with_an_odd_lifetime_asks_for_the_period_again(
     sim, upstream, secret, clock, expires_in
 ):
-    client = smh.SMHClient(
-        "lib1", secret=secret, base_url=upstream.base_url, retries=0, clock=clock
-    )
+    client = SMHClient("lib1", secret=secret, base_url=upstream.base_url, retries=0, clock=clock)
     body = b'{"accessToken": "%s", "expiresIn": %s}' % (
         sim.issue_token("lib1").encode(),
         expires_in.encode(),
@@ -335,12 +332,12 @@ def lone_smh():
 def test_any_task_answer_is_statuses_or_one_smh_error(lone_smh, body, status):
     sim, server = lone_smh
     token = sim.issue_token("lib1")
-    client = smh.SMHClient("lib1", token=token, base_url=server.base_url, retries=0)
+    client = SMHClient("lib1", token=token, base_url=server.base_url, retries=0)
     sim.clear_faults()
     sim.inject("answer", endpoint="task.query", status=status, body=body)
     try:
         statuses = client.query_tasks([1000, 1001, 7])
-    except smh.SMHError as error:
+    except SMHError as error:
         assert token not in str(error)
     else:
         assert [s.task_id for s in statuses] == [1000, 1001, 7]
@@ -402,7 +399,7 @@ RETURNS = {
     "renew": list,
     "query": list,
     "clear": int,
-    "settings": smh.HistorySettings,
+    "settings": HistorySettings,
 }
 
 
@@ -419,7 +416,7 @@ def test_every_public_call_returns_its_data_or_raises_one_smh_error(call, canned
     session = requests.Session()
     session.mount("http://", CannedTransport(canned))
     sleeps = []
-    client = smh.SMHClient(
+    client = SMHClient(
         "lib1",
         secret="s3cret-key",
         base_url="http://smh.test",
@@ -431,7 +428,7 @@ def test_every_public_call_returns_its_data_or_raises_one_smh_error(call, canned
     )
     try:
         result = ask(client, clock, call)
-    except smh.SMHError as error:
+    except SMHError as error:
         shown = f"{error} {error!r} {error.code} {error.request_id}"
         assert "s3cret-key" not in shown
         assert "t0k3n" not in shown
@@ -459,10 +456,8 @@ def test_every_public_call_returns_its_data_or_raises_one_smh_error(call, canned
 def test_retry_after_is_seconds_or_an_http_date(header, seconds):
     session = requests.Session()
     session.mount("http://", CannedTransport([(503, {"Retry-After": header}, b"")]))
-    client = smh.SMHClient(
-        "lib1", token="t", base_url="http://smh.test", session=session, retries=0
-    )
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("lib1", token="t", base_url="http://smh.test", session=session, retries=0)
+    with pytest.raises(SMHError) as caught:
         client.get_history_settings()
     client.close()
     assert caught.value.retry_after == seconds
@@ -472,10 +467,8 @@ def test_retry_after_a_date_to_come_counts_the_seconds_until_then():
     session = requests.Session()
     answer = (429, {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, b"")
     session.mount("http://", CannedTransport([answer]))
-    client = smh.SMHClient(
-        "lib1", token="t", base_url="http://smh.test", session=session, retries=0
-    )
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("lib1", token="t", base_url="http://smh.test", session=session, retries=0)
+    with pytest.raises(SMHError) as caught:
         client.get_history_settings()
     client.close()
     assert caught.value.retry_after > 7000 * 365 * 86400
@@ -544,8 +537,8 @@ def raw_smh():
 def test_an_answer_broken_below_http_is_one_smh_error(raw_smh, reply):
     base_url, replies = raw_smh
     replies.append(reply)
-    client = smh.SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     client.close()
     assert "raw-t0k3n" not in str(caught.value)
@@ -555,7 +548,7 @@ def test_a_malformed_header_is_logged_without_the_token(raw_smh, caplog):
     caplog.set_level(logging.DEBUG)
     base_url, replies = raw_smh
     replies.append(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n: no name\r\n\r\n[]")
-    client = smh.SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
+    client = SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
     assert client.query_tasks([1000])[0].state == states.MISSING
     client.close()
     # urllib3 logs the full URL, token included, when it cannot parse a header.
@@ -567,8 +560,8 @@ def test_a_redirect_is_an_error_not_followed(raw_smh):
     base_url, replies = raw_smh
     replies.append(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\n\r\n")
     replies.append(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
-    client = smh.SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("lib1", token="raw-t0k3n", base_url=base_url, retries=0)
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     client.close()
     assert caught.value.status == 307

@@ -6,8 +6,7 @@ from test_i18n import CHINESE, english_words
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from smh_dashboard.domain import libraries
-from smh_dashboard.live import poller
+from smh_dashboard import registry
 from smh_dashboard.storage import listings, tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "vic": "vic-s3cret", "sam": "sam-s3cret"}
@@ -78,9 +77,8 @@ def settings(settings, tmp_path, other_secret):
 
 
 @pytest.fixture
-def build(settings, clock, monkeypatch):
+def build(settings, clock):
     """Return a function that builds the dashboard with some settings changed."""
-    monkeypatch.setattr(poller, "now", clock)
     made = []
 
     def build_app(**changes):
@@ -90,7 +88,7 @@ def build(settings, clock, monkeypatch):
 
     yield build_app
     for app in made:
-        libraries.close_app(app)
+        registry.close_app(app)
         app.extensions["store"].dispose()
 
 

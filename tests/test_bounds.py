@@ -218,9 +218,6 @@ def test_a_large_but_reasonable_form_is_still_taken(client, app, csrf):
     ids=["raised to 1 MiB", "default"],
 )
 def test_the_body_cap_follows_the_setting(settings, monkeypatch, clock, environ, size, status):
-    from smh_dashboard.live import poller
-
-    monkeypatch.setattr(poller, "now", clock)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     app = create_app(settings)

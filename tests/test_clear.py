@@ -8,8 +8,8 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from smh_dashboard.domain import libraries
-from smh_dashboard.smh import client as smh
+from smh_dashboard import registry
+from smh_dashboard.smh.answers import HistorySettings
 from smh_dashboard.storage import activity, listings
 
 pytestmark = pytest.mark.backends
@@ -49,7 +49,7 @@ def second_app(settings, app):
     """Return another dashboard process on the same database (a second worker, or a restart)."""
     other = create_app(settings)
     yield other
-    libraries.close_app(other)
+    registry.close_app(other)
     other.extensions["store"].dispose()
 
 
@@ -147,16 +147,16 @@ def test_history_on_refuses_then_switch_off_then_clear(client, app, sim, clock):
 
 def test_switching_off_keeps_the_other_settings(client, app, sim):
     sim.add_library("lib1", "lib1-very-secret-key", history_enabled=True)
-    custom = smh.HistorySettings(enabled=True, count=7, expire_days=9, merge_interval=60)
+    custom = HistorySettings(enabled=True, count=7, expire_days=9, merge_interval=60)
     with app.app_context():
-        libraries.client_for("lib1").set_history_settings(custom)
+        registry.client_for("lib1").set_history_settings(custom)
 
     client.post(DISABLE, data={"csrf_token": csrf_of(client), "confirm": "off"})
 
     with app.app_context():
-        smh_client = libraries.client_for("lib1")
-        assert smh_client.get_history_settings() == smh.HistorySettings(enabled=False)
-        smh_client.set_history_settings(smh.HistorySettings(enabled=True))
+        smh_client = registry.client_for("lib1")
+        assert smh_client.get_history_settings() == HistorySettings(enabled=False)
+        smh_client.set_history_settings(HistorySettings(enabled=True))
         assert smh_client.get_history_settings() == custom
 
 

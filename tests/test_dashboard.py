@@ -4,7 +4,6 @@ import threading
 import pytest
 
 from app import create_app
-from smh_dashboard.live import poller
 from smh_dashboard.storage import listings, schema, tasks
 
 pytestmark = pytest.mark.backends
@@ -151,9 +150,8 @@ def test_polling_stops_once_everything_has_ended(client, app, sim, clock, next_w
     assert "<title>✓ Marketing assets</title>" in fragment
 
 
-def test_poll_interval_follows_the_setting(settings, sim, clock, monkeypatch):
+def test_poll_interval_follows_the_setting(settings, sim, clock):
     settings["SMH_POLL_SECONDS"] = 7
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     track(app, clock, sim.add_task("lib1"))
     fragment = app.test_client().get("/libraries/lib1/rows").get_data(as_text=True)
@@ -522,11 +520,10 @@ def test_upstream_failure_keeps_last_known_state_and_backs_off(
         ({"kind": "error", "status": 403, "code": "InvalidAccessToken"}, "InvalidAccessToken"),
     ],
 )
-def test_each_kind_of_upstream_trouble_is_shown(settings, sim, clock, monkeypatch, fault, shown):
+def test_each_kind_of_upstream_trouble_is_shown(settings, sim, clock, fault, shown):
     if fault["kind"] == "latency":
         # Short enough to fire against the 3s fault, wide against every answer that should come.
         settings["SMH_TIMEOUT"] = 1
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     client = app.test_client()
     task_id = sim.add_task("lib1", run_seconds=600)
@@ -545,8 +542,7 @@ def test_each_kind_of_upstream_trouble_is_shown(settings, sim, clock, monkeypatc
     app.extensions["store"].dispose()
 
 
-def test_restart_loses_nothing(settings, sim, clock, monkeypatch):
-    monkeypatch.setattr(poller, "now", clock)
+def test_restart_loses_nothing(settings, sim, clock):
     task_id = sim.add_task("lib1", run_seconds=5, delete_count=99)
     first = create_app(settings)
     track(first, clock, task_id, label="before restart")
@@ -617,9 +613,8 @@ def test_security_headers(client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_pages_work_under_a_path_prefix(settings, sim, clock, monkeypatch):
+def test_pages_work_under_a_path_prefix(settings, sim, clock):
     settings["TRUSTED_PROXIES"] = 1
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings)
     track(app, clock, sim.add_task("lib1"))
     page = (
@@ -708,8 +703,7 @@ def test_a_task_untracked_elsewhere_stops_its_page_polling(client, app, sim, clo
     assert not is_polling(fragment)
 
 
-def test_worker_processes_share_the_window_through_the_database(settings, sim, clock, monkeypatch):
-    monkeypatch.setattr(poller, "now", clock)
+def test_worker_processes_share_the_window_through_the_database(settings, sim, clock):
     first, second = create_app(settings), create_app(settings)  # two gunicorn workers, say
     track(first, clock, *sim.add_tasks("lib1", 5, run_seconds=600))
 

@@ -1,7 +1,8 @@
 import re
 
-from smh_dashboard.domain import libraries, states
-from smh_dashboard.smh import client as smh
+from smh_dashboard import registry
+from smh_dashboard.domain import states
+from smh_dashboard.smh.answers import ResultEntry, TaskStatus
 from smh_dashboard.storage import tasks
 
 
@@ -40,9 +41,9 @@ def test_a_long_error_is_cut_in_the_list_and_whole_on_the_task_page(client, app,
     track(app, clock, 9)
     error = "QuotaError: " + "the history store refused the deletion " * 5 + "END"
     answer = {"taskId": 9, "status": 500, "result": [{"err": error, "status": -1}]}
-    failed = smh.TaskStatus(9, states.FAILED, 500, (smh.ResultEntry(error, -1, 0),), 0, raw=answer)
+    failed = TaskStatus(9, states.FAILED, 500, (ResultEntry(error, -1, 0),), 0, raw=answer)
     with app.app_context():
-        tasks.record_statuses("lib1", [failed], clock(), 120, libraries.get_library("lib1").webhook)
+        tasks.record_statuses("lib1", [failed], clock(), 120, registry.get_library("lib1").webhook)
 
     listed = row(client.get("/libraries/lib1").get_data(as_text=True), 9)
     assert "SMH said: QuotaError: the history store" in listed

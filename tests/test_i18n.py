@@ -12,9 +12,8 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from app import create_app
-from smh_dashboard import formats, i18n
-from smh_dashboard.domain import libraries
-from smh_dashboard.live import coordination, poller
+from smh_dashboard import formats, i18n, registry
+from smh_dashboard.live import coordination
 from smh_dashboard.storage import tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,9 +332,8 @@ def english_words(response):
 
 
 @pytest.fixture
-def webhook_app(settings, clock, monkeypatch):
+def webhook_app(settings, clock):
     """The app with a webhook on loopback that nobody answers (deliveries keep retrying)."""
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(
         settings
         | {
@@ -344,7 +342,7 @@ def webhook_app(settings, clock, monkeypatch):
         }
     )
     yield app
-    libraries.close_app(app)
+    registry.close_app(app)
     coordination.close_app(app)
     app.extensions["store"].dispose()
 

@@ -3,7 +3,7 @@
 import pytest
 
 from smh_dashboard.domain import lifecycle, states
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import ResultEntry, TaskStatus
 
 NOW = 1000.0
 GRACE = 120.0
@@ -13,9 +13,9 @@ CODES = {states.RUNNING: 202, states.DONE: 200, states.DONE_EMPTY: 204, states.F
 def answer(state, code=None):
     """Return SMH's answer that a task is in `state` (MISSING: it left the task out)."""
     if state == states.MISSING:
-        return smh.TaskStatus(1, states.MISSING)
+        return TaskStatus(1, states.MISSING)
     code = code or CODES[state]
-    return smh.TaskStatus(1, state, code, raw={"taskId": 1, "status": code})
+    return TaskStatus(1, state, code, raw={"taskId": 1, "status": code})
 
 
 def before(state, missing_since=None, first_running_at=None, finished_at=None, answered=None):
@@ -127,7 +127,7 @@ def test_a_left_out_task_keeps_when_it_was_first_left_out(missing_since, after):
 def test_a_listed_task_records_what_smh_said_and_is_no_longer_left_out():
     record = before(states.NOT_FOUND, missing_since=NOW - 5)
     raw = {"taskId": 1, "status": 500, "result": [{"err": "disk", "status": -1, "deleteCount": 3}]}
-    status = smh.TaskStatus(1, states.FAILED, 500, (smh.ResultEntry("disk", -1, 3),), 3, raw=raw)
+    status = TaskStatus(1, states.FAILED, 500, (ResultEntry("disk", -1, 3),), 3, raw=raw)
 
     change = lifecycle.observe(record, status, NOW, GRACE)
 

@@ -5,8 +5,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from smh_dashboard.domain import libraries
-from smh_dashboard.smh import client as smh
+from smh_dashboard import instruments, registry
+from smh_dashboard.smh.client import SMHClient
 from smh_dashboard.storage import tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "sam": "sam-s3cret"}
@@ -112,7 +112,14 @@ def test_a_page_that_is_not_a_poll_is_not_counted_as_one(open_metrics, client):
 def test_token_renewals_are_counted_apart_from_mints(
     open_metrics, client, sim, clock, upstream, secret
 ):
-    smh_client = smh.SMHClient("lib1", secret=secret, base_url=upstream.base_url, clock=clock)
+    smh_client = SMHClient(
+        "lib1",
+        secret=secret,
+        base_url=upstream.base_url,
+        clock=clock,
+        on_call=instruments.count_smh_call,
+        on_token=instruments.count_token_mint,
+    )
     task_id = sim.add_task("lib1", run_seconds=10**6)
     try:
         smh_client.query_tasks([task_id])
@@ -179,5 +186,5 @@ def test_metrics_come_from_the_environment(settings, monkeypatch):
     try:
         assert app.test_client().get("/metrics").status_code == 200
     finally:
-        libraries.close_app(app)
+        registry.close_app(app)
         app.extensions["store"].dispose()

@@ -167,9 +167,8 @@ def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
 
 @pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk", "slack"])
 def test_each_chat_gets_its_own_message_format(
-    runner, settings, webhook_format, sim, clock, receiver, monkeypatch
+    runner, settings, webhook_format, sim, clock, receiver
 ):
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings | {"SMH_WEBHOOK_FORMAT": webhook_format})
     runner = app.test_cli_runner()
     task = sim.add_task("lib1", run_seconds=5, delete_count=1834)
@@ -201,9 +200,8 @@ def test_each_chat_gets_its_own_message_format(
     app.extensions["store"].dispose()
 
 
-def test_dingtalk_requests_are_signed(settings, receiver, sim, clock, monkeypatch):
+def test_dingtalk_requests_are_signed(settings, receiver, sim, clock):
     secret = "SECa1b2c3d4e5f6"
-    monkeypatch.setattr(poller, "now", clock)
     app = create_app(settings | {"SMH_WEBHOOK_FORMAT": "dingtalk", "SMH_WEBHOOK_SECRET": secret})
     result = app.test_cli_runner().invoke(args=["notify-test", "lib1"])
 
@@ -235,9 +233,8 @@ def test_notify_test_says_how_it_went_without_the_url(runner, receiver):
 
 
 def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(
-    runner, settings, sim, clock, monkeypatch, caplog
+    runner, settings, sim, clock, caplog
 ):
-    monkeypatch.setattr(poller, "now", clock)
     caplog.set_level(logging.DEBUG)
     app = create_app(settings | {"SMH_WEBHOOK_URL": f"http://127.0.0.1:9/hook?key={KEY}"})
     task = sim.add_task("lib1", run_seconds=5)
@@ -255,8 +252,7 @@ def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(
     app.extensions["store"].dispose()
 
 
-def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock, monkeypatch):
-    monkeypatch.setattr(poller, "now", clock)
+def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock):
     plain = {k: v for k, v in settings.items() if not k.startswith("SMH_WEBHOOK_")}
     app = create_app(plain)
     task = sim.add_task("lib1", run_seconds=5)
@@ -316,10 +312,7 @@ def test_a_libraries_file_names_the_library_whose_webhook_is_wrong(
     app.extensions["store"].dispose()
 
 
-def test_pages_alone_get_the_message_sent_from_a_background_thread(
-    settings, sim, clock, receiver, monkeypatch
-):
-    monkeypatch.setattr(poller, "now", clock)
+def test_pages_alone_get_the_message_sent_from_a_background_thread(settings, sim, clock, receiver):
     app = create_app(settings | {"SMH_REFRESH_IN_BACKGROUND": True})
     client = app.test_client()
     task = sim.add_task("lib1", run_seconds=5)

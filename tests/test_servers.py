@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from smh_dashboard.domain import libraries
+from smh_dashboard import registry
 from smh_dashboard.live import coordination
 from smh_dashboard.storage import tasks
 from smh_dashboard.web import auth
@@ -87,7 +87,7 @@ def make_app(settings, app):
 
     yield make
     for other in made:
-        libraries.close_app(other)
+        registry.close_app(other)
         coordination.close_app(other)
         other.extensions["store"].dispose()
 

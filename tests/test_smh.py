@@ -6,7 +6,9 @@ import threading
 import pytest
 
 from smh_dashboard.domain import states
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import HistorySettings, ResultEntry, SMHError, parse_task_item
+from smh_dashboard.smh.client import SMHClient
+from smh_dashboard.smh.redact import redact
 from smh_dashboard.smh.simulator import Simulator
 
 
@@ -27,7 +29,7 @@ def make_client(upstream, clock, sleeps, secret):
         options.setdefault("read_timeout", 10)
         options.setdefault("sleep", sleeps.append)
         options.setdefault("clock", clock)
-        client = smh.SMHClient("lib1", **options)
+        client = SMHClient("lib1", **options)
         made.append(client)
         return client
 
@@ -53,7 +55,7 @@ def test_each_task_state_comes_back_with_its_result(sim, clock, make_client):
         (failed, states.FAILED, 500),
         (odd, states.UNKNOWN, 418),
     ]
-    assert statuses[1].results == (smh.ResultEntry(err="", status=0, delete_count=42),)
+    assert statuses[1].results == (ResultEntry(err="", status=0, delete_count=42),)
     assert statuses[1].delete_count == 42
     assert statuses[1].raw == {
         "taskId": done,
@@ -73,7 +75,7 @@ def test_running_task_becomes_done_as_time_passes(sim, clock, make_client):
 
 
 def test_delete_counts_of_several_result_entries_are_summed():
-    status = smh.parse_task_item(
+    status = parse_task_item(
         {
             "taskId": 5,
             "status": 200,
@@ -133,7 +135,7 @@ def test_a_refusal_without_an_smh_code_is_not_split(sim, make_client):
     client = make_client()
     client.query_tasks([sim.add_task("lib1")])
     sim.inject("error", endpoint="task.query", status=404, code="")
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1, 2, 3, 4, 5, 6, 7, 8])
     assert caught.value.status == 404
     assert sim.calls["task.query"] == 2
@@ -146,7 +148,7 @@ def test_a_batch_refused_over_one_id_still_reports_the_others(clock, secret, mod
     ids = sim.add_tasks("lib1", 8, run_seconds=5)
     clock.advance(10)
     with sim.serve() as server:
-        client = smh.SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
+        client = SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
         statuses = client.query_tasks([*ids[:3], 5, *ids[3:]])
         client.close()
 
@@ -166,7 +168,7 @@ def test_a_blanket_refusal_costs_three_calls_and_is_one_error(sim, make_client, 
     sim.inject("error", endpoint="task.query", status=status, code=code, times=None)
     sim.reset_calls()
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks(ids)
 
     assert (caught.value.status, caught.value.code) == (status, code)
@@ -179,8 +181,8 @@ def test_two_refused_ids_in_both_halves_are_one_error(clock, secret):
     sim.add_library("lib1", secret)
     known = sim.add_tasks("lib1", 2)
     with sim.serve() as server:
-        client = smh.SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
-        with pytest.raises(smh.SMHError) as caught:
+        client = SMHClient("lib1", secret=secret, base_url=server.base_url, retries=0)
+        with pytest.raises(SMHError) as caught:
             client.query_tasks([known[0], 5, known[1], 6])
         client.close()
     assert caught.value.code == "ParamInvalid"
@@ -192,10 +194,10 @@ def test_halving_stops_at_its_call_budget(clock, secret):
     sim.add_library("lib1", secret)
     ids = sim.add_tasks("lib1", 8)
     with sim.serve() as server:
-        client = smh.SMHClient(
+        client = SMHClient(
             "lib1", secret=secret, base_url=server.base_url, retries=0, max_split_calls=2
         )
-        with pytest.raises(smh.SMHError) as caught:
+        with pytest.raises(SMHError) as caught:
             client.query_tasks([*ids[:3], 5, *ids[3:]])
         client.close()
     assert (caught.value.status, caught.value.code) == (404, "TaskNotFound")
@@ -203,8 +205,8 @@ def test_halving_stops_at_its_call_budget(clock, secret):
 
 
 def test_library_level_refusal_is_not_split(sim, make_client, upstream):
-    client = smh.SMHClient("nosuch", token="whatever", base_url=upstream.base_url, retries=0)
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("nosuch", token="whatever", base_url=upstream.base_url, retries=0)
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1, 2, 3, 4])
     client.close()
     assert caught.value.status == 404
@@ -246,7 +248,7 @@ def test_twenty_threads_on_an_expired_token_cause_one_mint(sim, make_client):
         start.wait()
         try:
             seen.append(client.query_tasks([task_id])[0].state)
-        except smh.SMHError as error:
+        except SMHError as error:
             errors.append(error)
 
     threads = [threading.Thread(target=poll) for _ in range(20)]
@@ -293,7 +295,7 @@ def test_rejected_fixed_token_says_to_configure_a_new_one(sim, make_client):
     assert client.query_tasks([task_id])[0].state == states.RUNNING
     sim.revoke_token(token)
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([task_id])
 
     assert caught.value.status == 403
@@ -304,7 +306,7 @@ def test_rejected_fixed_token_says_to_configure_a_new_one(sim, make_client):
 
 
 def test_wrong_secret_is_reported(make_client):
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         make_client(secret="not-the-secret").query_tasks([1])
     assert (caught.value.status, caught.value.code) == (404, "WrongLibraryIdOrSecret")
 
@@ -326,7 +328,7 @@ def test_smh_errors_carry_status_code_and_request_id(sim, make_client, status, c
     client.query_tasks([sim.add_task("lib1")])
     sim.inject("error", endpoint="task.query", status=status, code=code)
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
 
     error = caught.value
@@ -340,7 +342,7 @@ def test_timeout_becomes_an_error(sim, make_client):
     # A fixed token makes the slow call the only call, so nothing that should succeed races 0.2s.
     client = make_client(secret=None, token=sim.issue_token("lib1"), read_timeout=0.2)
     sim.inject("latency", endpoint="task.query", seconds=3)
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     assert caught.value.is_timeout
     assert "0.2s" in str(caught.value)
@@ -355,7 +357,7 @@ def test_an_answer_that_trickles_is_cut_at_the_deadline(sim, make_client):
     )
     sim.inject("trickle", endpoint="task.query", seconds=0.1)
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks(ids)
 
     assert caught.value.is_timeout
@@ -367,8 +369,8 @@ def test_unreachable_smh_becomes_an_error(secret):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = smh.SMHClient("lib1", secret=secret, base_url=f"http://127.0.0.1:{port}", retries=0)
-    with pytest.raises(smh.SMHError) as caught:
+    client = SMHClient("lib1", secret=secret, base_url=f"http://127.0.0.1:{port}", retries=0)
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1])
     client.close()
     assert caught.value.code == "Unreachable"
@@ -385,7 +387,7 @@ def test_a_wait_smh_asks_for_is_never_slept_on(sim, make_client, sleeps, status,
     sim.inject("error", endpoint="task.query", status=status, code=code, retry_after=retry_after)
     sim.reset_calls()
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([task_id])
 
     # The poller makes the wait the time of its next try.
@@ -399,7 +401,7 @@ def test_429_is_never_retried(sim, make_client, sleeps):
     client.query_tasks([sim.add_task("lib1")])
     sim.inject("error", endpoint="task.query", status=429, code="RateLimitExceeded")
     sim.reset_calls()
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     assert caught.value.status == 429
     assert sleeps == []
@@ -427,7 +429,7 @@ def test_retries_give_up_after_the_configured_count(sim, make_client, sleeps):
     client.query_tasks([sim.add_task("lib1")])
     sim.inject("error", endpoint="task.query", status=500, times=None)
     sim.reset_calls()
-    with pytest.raises(smh.SMHError):
+    with pytest.raises(SMHError):
         client.query_tasks([1000])
     assert sim.calls["task.query"] == 3
     assert len(sleeps) == 2
@@ -436,7 +438,7 @@ def test_retries_give_up_after_the_configured_count(sim, make_client, sleeps):
 def test_clear_history_is_never_retried_blindly(sim, make_client):
     client = make_client(retries=3)
     sim.inject("error", endpoint="history.clear", status=503, code="ServerOverloaded")
-    with pytest.raises(smh.SMHError):
+    with pytest.raises(SMHError):
         client.clear_history()
     assert sim.calls["history.clear"] == 1
 
@@ -446,7 +448,7 @@ def test_clear_history_returns_the_task_id_and_respects_the_rate_limit(sim, cloc
     task_id = client.clear_history()
     assert client.query_tasks([task_id])[0].state == states.RUNNING
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.clear_history()
     assert (caught.value.status, caught.value.code) == (429, "RateLimitExceeded")
     assert caught.value.retry_after is not None
@@ -456,7 +458,7 @@ def test_clear_history_returns_the_task_id_and_respects_the_rate_limit(sim, cloc
 
 
 def test_history_settings_are_read(sim, make_client, secret):
-    assert make_client().get_history_settings() == smh.HistorySettings(enabled=False)
+    assert make_client().get_history_settings() == HistorySettings(enabled=False)
     sim.add_library("lib1", secret, history_enabled=True)
     settings = make_client().get_history_settings()
     assert settings.enabled is True
@@ -466,7 +468,7 @@ def test_history_settings_are_read(sim, make_client, secret):
 
 def test_clearing_with_history_enabled_is_refused(sim, make_client, secret):
     sim.add_library("lib1", secret, history_enabled=True)
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         make_client().clear_history()
     assert caught.value.status == 400
 
@@ -479,24 +481,24 @@ def test_malformed_and_oversized_answers_are_errors(sim, make_client, kind, code
     client = make_client()
     client.query_tasks([sim.add_task("lib1")])
     sim.inject(kind, endpoint="task.query")
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1000])
     assert caught.value.code == code
 
 
 def test_numbers_sent_as_strings_are_read_and_absurd_counts_dropped():
-    status = smh.parse_task_item(
+    status = parse_task_item(
         {"taskId": "7", "status": "200", "result": [{"deleteCount": 2**64, "status": "0"}]}
     )
     assert (status.task_id, status.state) == (7, states.DONE)
-    assert status.results == (smh.ResultEntry(err="", status=0, delete_count=None),)
+    assert status.results == (ResultEntry(err="", status=0, delete_count=None),)
     assert status.delete_count is None
 
 
 @pytest.mark.parametrize("empty", [None, [], 0, False, "", {}])
 def test_an_empty_result_of_any_type_is_no_result(empty):
     # The poller parses answers stored by earlier versions, which took any empty value.
-    status = smh.parse_task_item({"taskId": "00000000000000000007", "status": 204, "result": empty})
+    status = parse_task_item({"taskId": "00000000000000000007", "status": 204, "result": empty})
     assert (status.task_id, status.state, status.results) == (7, states.DONE_EMPTY, ())
 
 
@@ -515,8 +517,8 @@ def test_an_empty_result_of_any_type_is_no_result(empty):
     ],
 )
 def test_malformed_task_items_are_errors(item):
-    with pytest.raises(smh.SMHError) as caught:
-        smh.parse_task_item(item)
+    with pytest.raises(SMHError) as caught:
+        parse_task_item(item)
     assert caught.value.code == "BadAnswer"
 
 
@@ -530,7 +532,7 @@ def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client,
     def attempt(call):
         try:
             call()
-        except smh.SMHError as error:
+        except SMHError as error:
             texts.extend([str(error), repr(error), error.message])
 
     attempt(lambda: client.query_tasks([task_id]))
@@ -552,7 +554,7 @@ def test_no_secret_or_token_reaches_logs_or_error_texts(sim, clock, make_client,
     for call in (lambda: fixed.query_tasks([task_id]), fixed.clear_history):
         try:
             call()
-        except smh.SMHError as error:
+        except SMHError as error:
             texts.extend([str(error), repr(error)])
     texts.append(repr(client))
     texts.append(repr(fixed))
@@ -573,7 +575,7 @@ def test_smh_messages_that_echo_the_credential_are_scrubbed(sim, make_client):
     # Make SMH's own message carry the token, as a careless upstream might.
     sim.inject("error", status=403, code="NoPermission", message=f"token {token} is bad")
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1])
 
     error = caught.value
@@ -588,7 +590,7 @@ def test_every_smh_field_that_echoes_the_token_is_scrubbed(sim, make_client, fie
     echoed = {"code": "NoPermission", "message": "No.", "requestId": "r-1"} | {field: f"x{token}y"}
     sim.inject("answer", status=500, body=json.dumps(echoed))
 
-    with pytest.raises(smh.SMHError) as caught:
+    with pytest.raises(SMHError) as caught:
         client.query_tasks([1])
 
     error = caught.value
@@ -623,7 +625,7 @@ def test_redact_hides_tokens_in_queries_and_paths():
         "GET /api/v1/token/lib1/AbC-123?x=1 and /api/v1/task/lib1/1?access_token=T0k3n&user_id=u "
         "and /api/v1/token?library_id=lib1&library_secret=S3cret&grant=admin"
     )
-    clean = smh.redact(text)
+    clean = redact(text)
     assert "AbC-123" not in clean
     assert "T0k3n" not in clean
     assert "S3cret" not in clean

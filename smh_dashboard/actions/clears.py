@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from smh_dashboard import formats
-from smh_dashboard.domain import inputs, libraries
+from smh_dashboard import clock, formats, registry
+from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext, lazy_gettext
 from smh_dashboard.live import poller
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import activity, database, tasks
 from smh_dashboard.storage import clears as guard
 from smh_dashboard.storage.activity import Action, Outcome
@@ -29,7 +29,7 @@ class Result:
     task_id: int | None = None
     retry_at: float | None = None
     unanswered: bool = False
-    error: smh.SMHError | None = None
+    error: SMHError | None = None
 
     @property
     def done(self) -> bool:
@@ -39,7 +39,7 @@ class Result:
 
 def start_clear(library: Library, who: str) -> Result:
     """Start clearing every historical version of the library, at most once a minute."""
-    now = poller.now()
+    now = clock.now()
     holder = guard.claim_clear(library.id, who, now, CLEAR_INTERVAL)
     if holder is not None:
         claimed_at, claimed_by = holder
@@ -54,8 +54,8 @@ def start_clear(library: Library, who: str) -> Result:
         activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
         return Result(message, retry_at=retry_at)
     try:
-        task_id = libraries.client_for(library.id).clear_history()
-    except smh.SMHError as error:
+        task_id = registry.client_for(library.id).clear_history()
+    except SMHError as error:
         return _clear_failed(library, who, now, error)
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
@@ -68,7 +68,7 @@ def start_clear(library: Library, who: str) -> Result:
     return Result(message, task_id=task_id)
 
 
-def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -> Result:
+def _clear_failed(library: Library, who: str, now: float, error: SMHError) -> Result:
     said = _smh_said(error)
     retry_at = None
     unanswered = error.code in UNANSWERED_CODES
@@ -121,13 +121,13 @@ def _clear_failed(library: Library, who: str, now: float, error: smh.SMHError) -
 
 def switch_history_off(library: Library, who: str) -> Result:
     """Switch the library's file history off, keeping its other settings as they were."""
-    now = poller.now()
-    client = libraries.client_for(library.id)
+    now = clock.now()
+    client = registry.client_for(library.id)
     try:
         settings = client.get_history_settings()
         if settings.enabled:
             client.set_history_settings(dataclasses.replace(settings, enabled=False))
-    except smh.SMHError as error:
+    except SMHError as error:
         message = gettext(
             "File history was not switched off: %(advice)s (%(said)s).",
             advice=_advice(error),
@@ -160,9 +160,9 @@ ADVICE = {
 }
 
 
-def _advice(error: smh.SMHError) -> str:
+def _advice(error: SMHError) -> str:
     return str(ADVICE.get(error.code or "", error.message))
 
 
-def _smh_said(error: smh.SMHError) -> str:
+def _smh_said(error: SMHError) -> str:
     return str(error)

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from werkzeug.routing import BaseConverter, ValidationError
 
 from smh_dashboard.i18n import gettext
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh import codes
 
 # Task ids are SMH's 64-bit integers; a person may give as many at once as SMH takes in one call.
-MAX_TASK_ID = smh.INT64_MAX
-MAX_IDS_AT_ONCE = smh.MAX_IDS_PER_CALL
+MAX_TASK_ID = codes.INT64_MAX
+MAX_IDS_AT_ONCE = codes.MAX_IDS_PER_CALL
 MAX_LABEL_LENGTH = 200
 # A search matches an id or part of a label, so nothing longer than a label can match.
 MAX_SEARCH_LENGTH = MAX_LABEL_LENGTH

@@ -1,4 +1,4 @@
-"""The configured media libraries: read from the settings, each with its SMH client."""
+"""The configured media libraries and their webhooks, as read from the settings."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app
-
 from smh_dashboard.settings import ConfigError, read_tables
-from smh_dashboard.smh import client as smh
 
 MAX_LIBRARY_ID_LENGTH = 64
 LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_LIBRARY_ID_LENGTH - 1}}}$")
@@ -79,63 +76,6 @@ class Library:
     user_id: str | None = None
     base_url: str | None = None
     webhook: Webhook | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Configured:
-    """A library with the SMH client that speaks for it."""
-
-    library: Library
-    client: smh.SMHClient
-
-
-def init_app(app: Flask, libraries: list[Library]) -> None:
-    """Register the configured libraries, each with an SMH client built from the settings."""
-    config = app.config
-    app.extensions["libraries"] = {
-        library.id: Configured(
-            library=library,
-            client=smh.SMHClient(
-                library.id,
-                secret=library.secret,
-                token=library.token,
-                user_id=library.user_id,
-                base_url=library.base_url,
-                token_period=config["SMH_TOKEN_PERIOD"],
-                read_timeout=config["SMH_TIMEOUT"],
-                retries=config["SMH_RETRIES"],
-                max_ids_per_call=config["SMH_MAX_IDS_PER_CALL"],
-            ),
-        )
-        for library in libraries
-    }
-
-
-def close_app(app: Flask) -> None:
-    """Release every SMH client's pooled connections."""
-    for configured in app.extensions["libraries"].values():
-        configured.client.close()
-
-
-def all_libraries() -> list[Library]:
-    """Return the configured libraries in configuration order."""
-    return [c.library for c in _registry().values()]
-
-
-def get_library(library_id: str) -> Library | None:
-    """Return the configured library with this id, or None."""
-    configured = _registry().get(library_id)
-    return configured.library if configured else None
-
-
-def client_for(library_id: str) -> smh.SMHClient:
-    """Return the SMH client of a configured library."""
-    return _registry()[library_id].client
-
-
-def _registry() -> dict[str, Configured]:
-    registry: dict[str, Configured] = current_app.extensions["libraries"]
-    return registry
 
 
 def load_libraries(config: Mapping, environ: Mapping[str, str] = os.environ) -> list[Library]:

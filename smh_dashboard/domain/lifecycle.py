@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from smh_dashboard.domain import states
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import TaskStatus
 
 # What pages show of a task. SMH's answer is shown whole on the task page, and its status, count
 # and results are read from it, so comparing it (not each of them) finds every change. The check
@@ -20,7 +20,7 @@ SHOWN = ("state", "first_running_at", "finished_at", "last_answer")
 
 
 def observe(
-    before: Mapping[Any, Any], status: smh.TaskStatus, now: float, grace_seconds: float
+    before: Mapping[Any, Any], status: TaskStatus, now: float, grace_seconds: float
 ) -> dict[str, Any]:
     """Return the fields that SMH's answer `status` changes in a polled task's record."""
     if status.state == states.MISSING:

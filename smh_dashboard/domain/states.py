@@ -5,28 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smh_dashboard.i18n import LazyString, gettext, lazy_gettext
-
-RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
-    "running",
-    "done",
-    "done_empty",
-    "failed",
-    "unknown",
-    "missing",
+from smh_dashboard.smh.answers import (
+    DONE,
+    DONE_EMPTY,
+    FAILED,
+    MISSING,
+    RUNNING,
+    STATE_BY_CODE,
+    UNKNOWN,
 )
+
+# SMH's own states, what its status codes stand for and which states it never changes (FINISHED)
+# come with its answers (smh/answers.py); the dashboard adds these two.
 # Tracked, but not answered for yet: the dashboard's own state, never SMH's.
 PENDING = "pending"
 # Tracked, and SMH has answered without it, still within the grace period (a mistyped id, or one
 # SMH does not list yet): still asked about, but not counted as running. Also the dashboard's own.
 NOT_FOUND = "not_found"
-
-# SMH tells a task's state by the `status` inside each item of its answer, not the HTTP status.
-STATE_BY_CODE = {202: RUNNING, 200: DONE, 204: DONE_EMPTY, 500: FAILED}
+# Every state, in the order pages and the metrics list them.
+EVERY_STATE = (PENDING, NOT_FOUND, RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING)
 
 # The dashboard keeps asking SMH about these. A status code SMH does not document (UNKNOWN) is
 # shown and not asked about again: a person can ask for another check (RECHECKABLE).
 POLLED = (PENDING, RUNNING, NOT_FOUND)
-FINISHED = (DONE, DONE_EMPTY, FAILED)
 RECHECKABLE = (MISSING, UNKNOWN)
 # Counted as running in titles, counts and status lines: SMH has not said it does not know them.
 UNDER_WAY = (PENDING, RUNNING)
@@ -85,11 +86,6 @@ HINTS = {
     ),
     UNKNOWN: lazy_gettext("SMH sent a status code this dashboard does not know."),
 }
-
-
-def state_for_code(code: int) -> str:
-    """Return the state an SMH status code stands for (UNKNOWN for one SMH does not document)."""
-    return STATE_BY_CODE.get(code, UNKNOWN)
 
 
 def badge_for(state: str, smh_status: int | None) -> Badge:

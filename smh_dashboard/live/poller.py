@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from flask_caching import Cache
 
-from smh_dashboard import metrics
-from smh_dashboard.domain import libraries, states
+from smh_dashboard import background, clock, instruments, registry
+from smh_dashboard.domain import states
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.live import coordination
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh import codes
+from smh_dashboard.smh.answers import HistorySettings, SMHError, TaskStatus, parse_task_item
 from smh_dashboard.storage import tasks
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Outage:
     @property
     def is_timeout(self) -> bool:
         """Tell whether the last failure was SMH not answering in time."""
-        return self.code == "Timeout"
+        return self.code == codes.TIMEOUT
 
 
 class RateLimited(Exception):
@@ -75,7 +76,7 @@ class _Flight:
 
     def begin(self, timeout: float) -> bool:
         """Take the refresh if it is free within `timeout` seconds (0: only if free now)."""
-        return self.lease.acquire(timeout, started_at=now())
+        return self.lease.acquire(timeout, started_at=clock.now())
 
     def end(self) -> None:
         """Give the refresh up (from whichever thread ran it)."""
@@ -89,8 +90,8 @@ class _Flight:
 
 
 def now() -> float:
-    """Return the current time in Unix seconds (tests move it)."""
-    return time.time()
+    """Return clock.now(), for web/pages.py until it reads the clock itself (then this goes)."""
+    return clock.now()
 
 
 def init_app(app: Flask) -> None:
@@ -135,17 +136,17 @@ def _window() -> float:
     return float(current_app.config["SMH_CACHE_SECONDS"])
 
 
-def _cached(library_id: str, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
+def _cached(library_id: str, task_ids: list[int]) -> dict[int, TaskStatus]:
     if not task_ids:
         return {}
     values = cache.get_many(*(_key(library_id, i) for i in task_ids))
     # Entries carry their fetch time so that a window also ends by the poller's clock, which
     # tests move by hand; the cache's own timeout ends it by the wall clock.
-    oldest = now() - _window()
+    oldest = clock.now() - _window()
     found = {
         i: v[1] for i, v in zip(task_ids, values, strict=True) if v is not None and v[0] > oldest
     }
-    metrics.count_cache_lookups(hits=len(found), misses=len(task_ids) - len(found))
+    instruments.count_cache_lookups(hits=len(found), misses=len(task_ids) - len(found))
     return found
 
 
@@ -159,7 +160,7 @@ def request_refresh(library: Library) -> Outage | None:
     outage = current_outage(library.id)
     if not tasks.has_due(library.id, now() - _window()):
         return None
-    if outage and outage.retry_at > now():
+    if outage and outage.retry_at > clock.now():
         return outage
     flight = _flight(library.id)
     if not flight.begin(timeout=0):
@@ -169,26 +170,14 @@ def request_refresh(library: Library) -> Outage | None:
             return _refresh_locked(library, flight)
         finally:
             flight.end()
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    thread = threading.Thread(
-        target=_refresh_in_background,
-        args=(app, library, flight),
-        name=f"smh-refresh-{library.id}",
-        daemon=True,
+    background.start(
+        f"smh-refresh-{library.id}",
+        lambda: _refresh_locked(library, flight),
+        done=flight.end,
+        log=log,
+        failure=f"refreshing library {library.id} failed unexpectedly",
     )
-    thread.start()
     return outage
-
-
-def _refresh_in_background(app: Flask, library: Library, flight: _Flight) -> None:
-    try:
-        with app.app_context():
-            _refresh_locked(library, flight)
-    except Exception:
-        # A thread's exception would go nowhere: log it, and let the next due poll try again.
-        log.exception("refreshing library %s failed unexpectedly", library.id)
-    finally:
-        flight.end()
 
 
 def refresh_library(library: Library) -> Outage | None:
@@ -210,7 +199,7 @@ def _wait_seconds() -> float:
 
 def _refresh_locked(library: Library, flight: _Flight) -> Outage | None:
     outage = current_outage(library.id)
-    if outage and outage.retry_at > now():
+    if outage and outage.retry_at > clock.now():
         return outage
     due = tasks.stale_ids(library.id, now() - _window())
     asked: set[int] = set()
@@ -239,12 +228,12 @@ def _take_wanted(library_id: str, flight: _Flight) -> list[int]:
         tracked, untracked = list(flight.wanted_tracked), list(flight.wanted_untracked)
         flight.wanted_tracked, flight.wanted_untracked = set(), set()
         # Read and written under the lease: no other process is between the two.
-        if untracked and now() < _untracked_at(library_id) + _untracked_window():
+        if untracked and clock.now() < _untracked_at(library_id) + _untracked_window():
             # They came after this window's batch went out: their callers are told to wait.
             untracked = []
         elif untracked:
             # Compared by the poller's clock, like the answers; the timeout only bounds memory.
-            cache.set(_untracked_key(library_id), now(), timeout=3600)
+            cache.set(_untracked_key(library_id), clock.now(), timeout=3600)
     return untracked + tracked
 
 
@@ -260,10 +249,10 @@ def _untracked_window() -> float:
 
 def _fetch(library: Library, ids: list[int], outage: Outage | None) -> Outage | None:
     try:
-        statuses = libraries.client_for(library.id).query_tasks(ids)
-    except smh.SMHError as error:
+        statuses = registry.client_for(library.id).query_tasks(ids)
+    except SMHError as error:
         return _record_outage(library.id, error, outage)
-    fetched_at = now()
+    fetched_at = clock.now()
     seconds = current_app.config["SMH_CACHE_SECONDS"]
     if seconds > 0:
         cache.set_many(
@@ -284,7 +273,7 @@ def _fetch(library: Library, ids: list[int], outage: Outage | None) -> Outage | 
 
 def fetch_statuses(
     library: Library, task_ids: list[int]
-) -> tuple[dict[int, smh.TaskStatus], Outage | None]:
+) -> tuple[dict[int, TaskStatus], Outage | None]:
     """Return SMH's answers for these tasks, reusing what is known; at most one upstream call.
 
     Recent answers come from the cache, and tracked tasks' last answers from the store, at most
@@ -301,7 +290,7 @@ def fetch_statuses(
         request_refresh(library)
         return _known(library, task_ids), None
     outage = current_outage(library.id)
-    if outage and outage.retry_at > now():
+    if outage and outage.retry_at > clock.now():
         return found, outage
     flight = _flight(library.id)
     untracked = tasks.untracked_ids(library.id, rest)
@@ -335,32 +324,32 @@ def _wait_for(library: Library, flight: _Flight, task_ids: list[int]) -> Outage 
 
 
 def _check_rate(library_id: str) -> None:
-    wait = _untracked_at(library_id) + _untracked_window() - now()
+    wait = _untracked_at(library_id) + _untracked_window() - clock.now()
     if wait > 0:
         raise RateLimited(wait)
 
 
-def _known(library: Library, task_ids: list[int]) -> dict[int, smh.TaskStatus]:
+def _known(library: Library, task_ids: list[int]) -> dict[int, TaskStatus]:
     found = _cached(library.id, task_ids)
     unknown = [i for i in task_ids if i not in found]
     if unknown:
         # What the store knows is at most one refresh old; only ids never answered for wait.
         for task_id, answer in tasks.known_answers(library.id, unknown).items():
             found[task_id] = (
-                smh.TaskStatus(task_id=task_id, state=states.MISSING)
+                TaskStatus(task_id=task_id, state=states.MISSING)
                 if answer is None
-                else smh.parse_task_item(answer)
+                else parse_task_item(answer)
             )
     return found
 
 
-def _record_outage(library_id: str, error: smh.SMHError, previous: Outage | None) -> Outage:
+def _record_outage(library_id: str, error: SMHError, previous: Outage | None) -> Outage:
     config = current_app.config
     failures = previous.failures + 1 if previous else 1
     delay = min(config["SMH_MAX_BACKOFF_SECONDS"], config["SMH_POLL_SECONDS"] * 2 ** (failures - 1))
     if error.retry_after is not None:
         delay = max(delay, min(error.retry_after, 600.0))
-    at = now()
+    at = clock.now()
     outage = Outage(
         since=previous.since if previous else at,
         message=error.message,
@@ -388,7 +377,7 @@ def poll_seconds(outage: Outage | None) -> float:
     if outage is None:
         return seconds
     longest = float(current_app.config["SMH_MAX_BACKOFF_SECONDS"])
-    return max(seconds, min(longest, outage.retry_at - now()))
+    return max(seconds, min(longest, outage.retry_at - clock.now()))
 
 
 @dataclass(frozen=True)
@@ -396,7 +385,7 @@ class HistoryReading:
     """A library's file-history settings as SMH last gave them, or why it did not."""
 
     read_at: float
-    settings: smh.HistorySettings | None
+    settings: HistorySettings | None
     error: str | None = None
 
 
@@ -407,7 +396,7 @@ def _history_key(library_id: str) -> str:
 def cached_history_settings(library_id: str) -> HistoryReading | None:
     """Return the library's file-history settings if read within the cache window, else None."""
     reading: HistoryReading | None = cache.get(_history_key(library_id))
-    if reading is not None and reading.read_at > now() - _window():
+    if reading is not None and reading.read_at > clock.now() - _window():
         return reading
     return None
 
@@ -418,11 +407,11 @@ def history_settings(library: Library) -> HistoryReading:
     if reading is not None:
         return reading
     try:
-        settings = libraries.client_for(library.id).get_history_settings()
-        reading = HistoryReading(read_at=now(), settings=settings)
-    except smh.SMHError as error:
+        settings = registry.client_for(library.id).get_history_settings()
+        reading = HistoryReading(read_at=clock.now(), settings=settings)
+    except SMHError as error:
         # Kept for the window too, so that pages open on a failing SMH do not ask on every view.
-        reading = HistoryReading(read_at=now(), settings=None, error=str(error))
+        reading = HistoryReading(read_at=clock.now(), settings=None, error=str(error))
     cache.set(_history_key(library.id), reading, timeout=max(1, math.ceil(_window())))
     return reading
 

@@ -1,4 +1,4 @@
-"""Telling people a task ended: each chat's message, and delivering the outbox with retries.
+"""Telling people a task ended: delivering the outbox with retries (messages.py writes them).
 
 A task's end is queued in the database by the change that ends it (storage's
 tasks.record_statuses), one row per webhook. Whichever process runs deliver_due (the watcher,
@@ -10,25 +10,22 @@ text repeats them.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, current_app
 
-from smh_dashboard import formats
-from smh_dashboard.domain import libraries, states
+from smh_dashboard import background, clock, registry
 from smh_dashboard.domain.libraries import Library, Webhook, WebhookFormat
-from smh_dashboard.live import poller
+from smh_dashboard.notify import messages
+from smh_dashboard.notify.messages import Message
+from smh_dashboard.smh import redact
 from smh_dashboard.storage import activity, outbox
 
 log = logging.getLogger(__name__)
@@ -45,36 +42,6 @@ MAX_ERROR_TEXT = 200
 ERRCODE_FORMATS = (WebhookFormat.WECOM, WebhookFormat.DINGTALK)
 
 
-@dataclass(frozen=True)
-class Message:
-    """What a message about a task's end says; `task_id` is None for `flask notify-test`."""
-
-    library_id: str
-    library_name: str
-    task_id: int | None
-    state: str
-    status: int | None
-    delete_count: int | None
-    label: str | None
-    started_by: str | None
-    finished_at: float
-    url: str
-
-    @property
-    def outcome(self) -> str:
-        """Say the end in words, as the badge does."""
-        if self.task_id is None:
-            return "Test message"
-        return states.badge_for(self.state, self.status).text
-
-    @property
-    def headline(self) -> str:
-        """Say in one line what happened, with no markup."""
-        if self.task_id is None:
-            return f"Test message from the SMH task dashboard for {self.library_name}"
-        return f"SMH task {self.task_id} in {self.library_name}: {self.outcome}"
-
-
 @dataclass
 class _Deliverer:
     """A web worker's delivery pass: at most one at a time, started at most once a window."""
@@ -83,35 +50,11 @@ class _Deliverer:
     next_check: float = 0.0
 
 
-class _SecretFilter(logging.Filter):
-    """Hide webhook URLs and secrets in what urllib3 and requests log (they log paths whole)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message without any webhook secret; never drop it."""
-        message = record.getMessage()
-        clean = scrub(message, self.secrets)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-_secret_filter = _SecretFilter()
-
-
 def init_app(app: Flask) -> None:
     """Guard logs against webhook URLs and deliver due messages from requests."""
     hooks = [c.library.webhook for c in app.extensions["libraries"].values() if c.library.webhook]
     for webhook in hooks:
-        _secret_filter.secrets.update(_secrets(webhook))
-    names = ("connectionpool", "connection", "response", "poolmanager", "util.retry")
-    for name in (*(f"urllib3.{n}" for n in names), "requests"):
-        logger = logging.getLogger(name)
-        if _secret_filter not in logger.filters:
-            logger.addFilter(_secret_filter)
+        redact.hide(_secrets(webhook))
     app.extensions["notify"] = _Deliverer(threading.Lock()) if hooks else None
     app.before_request(request_delivery)
 
@@ -126,13 +69,6 @@ def _secrets(webhook: Webhook) -> set[str]:
     return {s for s in found if len(s) > 1}
 
 
-def scrub(text: str, secrets: set[str]) -> str:
-    """Return text with each of these secrets replaced by an ellipsis, longest first."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "…")
-    return text
-
-
 def request_delivery() -> None:
     """Deliver due messages from a web worker, at most once a window, off the request path.
 
@@ -142,7 +78,7 @@ def request_delivery() -> None:
     deliverer: _Deliverer | None = current_app.extensions["notify"]
     if deliverer is None:
         return
-    now = poller.now()
+    now = clock.now()
     if now < deliverer.next_check:
         return
     deliverer.next_check = now + max(1.0, float(current_app.config["SMH_CACHE_SECONDS"]))
@@ -154,20 +90,13 @@ def request_delivery() -> None:
         finally:
             deliverer.lock.release()
         return
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    threading.Thread(
-        target=_deliver_in_background, args=(app, deliverer), name="webhook-delivery", daemon=True
-    ).start()
-
-
-def _deliver_in_background(app: Flask, deliverer: _Deliverer) -> None:
-    try:
-        with app.app_context():
-            deliver_due()
-    except Exception:
-        log.exception("delivering task messages failed unexpectedly")
-    finally:
-        deliverer.lock.release()
+    background.start(
+        "webhook-delivery",
+        deliver_due,
+        done=deliverer.lock.release,
+        log=log,
+        failure="delivering task messages failed unexpectedly",
+    )
 
 
 @dataclass(frozen=True)
@@ -186,14 +115,14 @@ def deliver_due() -> list[Sent]:
     tried: list[int] = []
     outcomes: list[Sent] = []
     while len(tried) < DELIVERY_PASS:
-        now = poller.now()
+        now = clock.now()
         claimed = outbox.claim_deliveries(now, now + lease, 1, tried)
         if not claimed:
             break
         delivery = claimed[0]
         tried.append(delivery.id)
         error, final = _send_delivery(delivery)
-        after = poller.now()
+        after = clock.now()
         next_at = None if error is None or final else _retry_at(delivery, after)
         if not outbox.finish_delivery(delivery, after, error, next_at):
             continue
@@ -220,7 +149,7 @@ def _retry_at(delivery: outbox.Delivery, now: float) -> float | None:
 
 def _send_delivery(delivery: outbox.Delivery) -> tuple[str | None, bool]:
     """Post a delivery; return the error, if any, and whether trying again cannot help."""
-    library = libraries.get_library(delivery.library_id)
+    library = registry.get_library(delivery.library_id)
     webhook = library.webhook if library else None
     if library is None or webhook is None or webhook.key != delivery.webhook:
         return "this webhook is no longer configured for the library", True
@@ -252,7 +181,7 @@ def send_test(library: Library) -> str | None:
         delete_count=None,
         label=None,
         started_by=None,
-        finished_at=poller.now(),
+        finished_at=clock.now(),
         url=dashboard_url("pages.library", library_id=library.id),
     )
     return send(library.webhook, message)
@@ -271,12 +200,12 @@ def send(webhook: Webhook, message: Message) -> str | None:
     """Post the message in the webhook's format; return what went wrong, never the URL."""
     url = webhook.url
     if webhook.format is WebhookFormat.DINGTALK and webhook.secret:
-        url = sign_dingtalk(url, webhook.secret, int(time.time() * 1000))
+        url = messages.sign_dingtalk(url, webhook.secret, int(time.time() * 1000))
     secrets = _secrets(webhook) | {url}
     try:
         response = requests.post(
             url,
-            data=json.dumps(body(webhook.format, message), ensure_ascii=False).encode(),
+            data=json.dumps(messages.body(webhook.format, message), ensure_ascii=False).encode(),
             headers={"Content-Type": "application/json; charset=utf-8"},
             timeout=float(current_app.config["SMH_WEBHOOK_TIMEOUT"]),
             allow_redirects=False,
@@ -289,9 +218,9 @@ def send(webhook: Webhook, message: Message) -> str | None:
         # Their text may name the URL: only the kind is kept.
         return f"the request failed ({type(error).__name__})"
     with response:
-        text = scrub(response.text[:MAX_ERROR_TEXT], secrets).strip()
+        text = redact.scrub(response.text[:MAX_ERROR_TEXT], secrets).strip()
         if not 200 <= response.status_code < 300:
-            return f"HTTP {response.status_code}" + (f": {_one_line(text)}" if text else "")
+            return f"HTTP {response.status_code}" + (f": {messages.one_line(text)}" if text else "")
         if webhook.format in ERRCODE_FORMATS:
             return _robot_error(response.text, secrets)
     return None
@@ -306,104 +235,5 @@ def _robot_error(text: str, secrets: set[str]) -> str | None:
         return "the robot's answer is not a JSON object"
     if answer.get("errcode") == 0:
         return None
-    said = scrub(str(answer.get("errmsg", "")), secrets)[:MAX_ERROR_TEXT]
-    return _one_line(f"errcode {answer.get('errcode')}: {said}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def sign_dingtalk(url: str, secret: str, timestamp_ms: int) -> str:
-    """Add DingTalk's timestamp and signature (HMAC-SHA256 of "timestamp\\nsecret") to the URL."""
-    signed = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256)
-    sign = quote_plus(base64.b64encode(signed.digest()))
-    joiner = "&" if urlsplit(url).query else "?"
-    return f"{url}{joiner}timestamp={timestamp_ms}&sign={sign}"
-
-
-def body(webhook_format: WebhookFormat, message: Message) -> dict[str, Any]:
-    """Return the JSON body that format expects for the message."""
-    if webhook_format is WebhookFormat.WECOM:
-        return {"msgtype": "markdown", "markdown": {"content": _markdown(message, wecom=True)}}
-    if webhook_format is WebhookFormat.DINGTALK:
-        return {
-            "msgtype": "markdown",
-            "markdown": {"title": message.headline, "text": _markdown(message, wecom=False)},
-        }
-    if webhook_format is WebhookFormat.SLACK:
-        return {
-            "text": message.headline,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(message)}}],
-        }
-    return {
-        "libraryId": message.library_id,
-        "taskId": message.task_id,
-        "state": message.state,
-        "status": message.status,
-        "deleteCount": message.delete_count,
-        "label": message.label,
-        "startedBy": message.started_by,
-        "finishedAt": formats.iso(message.finished_at),
-        "url": message.url,
-    }
-
-
-# WeCom colours a word with <font color>: green for done, red-ish for failed, grey otherwise.
-WECOM_COLOURS = {"done": "info", "failed": "warning"}
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#])")
-
-
-def _details(message: Message) -> list[str]:
-    lines = []
-    if message.label:
-        lines.append(f"Label: {message.label}")
-    if message.delete_count is not None:
-        lines.append(f"Versions deleted: {formats.number(message.delete_count)}")
-    if message.started_by:
-        lines.append(f"Started by: {message.started_by}")
-    if message.task_id is not None:
-        lines.append(f"Ended: {formats.utc(message.finished_at)}")
-    else:
-        lines.append("Messages about tasks that end will come here.")
-    return lines
-
-
-def _markdown(message: Message, wecom: bool) -> str:
-    """Write the message in the markdown WeCom and DingTalk robots render."""
-    outcome = _md(message.outcome)
-    if wecom:
-        tone = states.badge_for(message.state, message.status).tone
-        outcome = f'<font color="{WECOM_COLOURS.get(tone, "comment")}">{outcome}</font>'
-    if message.task_id is None:
-        title = f"**{_md(message.headline)}**"
-    else:
-        title = f"**SMH task {message.task_id} in {_md(message.library_name)}: {outcome}**"
-    lines = [title, *(_md(line) for line in _details(message))]
-    link = "Open the task page" if message.task_id is not None else "Open the library page"
-    lines.append(f"[{link}]({message.url})")
-    # Both robots need a blank line to break a line.
-    return "\n\n".join(lines)
-
-
-def _md(text: str) -> str:
-    return MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(text))
-
-
-def _mrkdwn(message: Message) -> str:
-    """Write the message in Slack's mrkdwn (links as <url|text>, & < > escaped)."""
-    if message.task_id is None:
-        title = f"*{_slack(message.headline)}*"
-    else:
-        title = (
-            f"*SMH task <{message.url}|{message.task_id}> in {_slack(message.library_name)}: "
-            f"{_slack(message.outcome)}*"
-        )
-    link = "Open the task page" if message.task_id is not None else "Open the library page"
-    return "\n".join(
-        [title, *(_slack(line) for line in _details(message)), f"<{message.url}|{link}>"]
-    )
-
-
-def _slack(text: str) -> str:
-    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    said = redact.scrub(str(answer.get("errmsg", "")), secrets)[:MAX_ERROR_TEXT]
+    return messages.one_line(f"errcode {answer.get('errcode')}: {said}")

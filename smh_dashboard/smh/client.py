@@ -1,10 +1,12 @@
-"""The SMH client: the one module that talks to Tencent Cloud Smart Media Hosting over HTTP."""
+"""The SMH client: the one module that talks to Tencent Cloud Smart Media Hosting over HTTP.
+
+Every call has a deadline, tokens are minted and renewed as needed, and what is safe to retry
+is retried. The client counts nothing itself: whoever builds it passes `on_call` and `on_token`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json
 import logging
 import math
 import re
@@ -12,350 +14,29 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import requests
 import urllib3
 
-from smh_dashboard import metrics
-from smh_dashboard.domain import states
+from smh_dashboard.smh import answers, codes
+from smh_dashboard.smh.answers import MISSING, HistorySettings, SMHError, TaskStatus
+from smh_dashboard.smh.redact import guard_library_logs, redact
 
 log = logging.getLogger(__name__)
 
-# SMH answers TooManyItems past this many ids in one task query.
-MAX_IDS_PER_CALL = 100
-
-# SMH's answers that concern the whole library (or our credentials), not one task id: splitting a
-# batch to find the refused id would only repeat the same refusal.
-LIBRARY_LEVEL_CODES = frozenset(
-    {
-        "InvalidAccessToken",
-        "EmptyAccessToken",
-        "NoPermission",
-        "AccessTokenNotMatchLibrary",
-        "LibraryServiceExpired",
-        "LibraryNotFound",
-        "RouteNotFound",
-        "WrongLibraryIdOrSecret",
-    }
-)
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# SMH's answers nest four levels deep. The depth is checked before decoding, so that no answer
-# can make the decoder recurse without bound.
-MAX_JSON_DEPTH = 64
-# SMH's numbers are 64-bit integers (20 characters at most); a longer literal is not SMH's.
-MAX_NUMBER_LENGTH = 40
-# What of SMH's error text is kept: enough to explain, not enough to fill a page.
-MAX_ERROR_TEXT = 500
 # Tried again after a short back-off, unless SMH names a wait (Retry-After): a request never
 # sleeps on that, it is the poller's time for the next try. A 429 is never tried again at once.
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-INT64_TEXT = re.compile(r"-?[0-9]{1,20}")
-RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
-# A JSON string, closed or not (an unclosed one runs to the end), matched without backtracking.
-JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*"?', re.DOTALL)
-NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-OPENING_BRACKETS = frozenset(b"[{")
-SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A token is used only if redaction can hide it whole: printable ASCII without a space, a quote
 # or an ampersand (the characters that end a token in redact's patterns).
 USABLE_TOKEN = re.compile(r"[!#-%(-~]{1,4096}")
-SECRET_PARAMS = re.compile(r"((?:access_token|library_secret)=)[^&\s'\"]*", re.IGNORECASE)
-TOKEN_IN_PATH = re.compile(r"(/api/v1/token/[^/\s]+/)[^/?\s'\"]+")
+# Told of each HTTP call (SMH endpoint, outcome) and of each token obtained ("new", "renewed").
+OnCall = Callable[[str, str], None]
+OnToken = Callable[[str], None]
 
 
-def redact(text: str) -> str:
-    """Return text with every access token and library secret replaced by ***."""
-    return TOKEN_IN_PATH.sub(r"\1***", SECRET_PARAMS.sub(r"\1***", text))
-
-
-class RedactingFilter(logging.Filter):
-    """Scrub credentials from records that libraries (urllib3) log with full URLs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message and traceback without credentials; never drop it."""
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            # Formatters use a record's exc_text when it is set.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return True
-
-
-_redacting_filter = RedactingFilter()
-
-
-def guard_library_logs() -> None:
-    """Make sure urllib3's log lines, which carry full URLs, never show a token."""
-    # A logger's filters do not apply to its children's records, hence each module by name.
-    names = ("connectionpool", "connection", "response", "poolmanager", "util.retry")
-    for name in (*(f"urllib3.{n}" for n in names), "requests"):
-        logger = logging.getLogger(name)
-        if _redacting_filter not in logger.filters:
-            logger.addFilter(_redacting_filter)
-
-
-class SMHError(Exception):
-    """A failed SMH call: HTTP status, SMH code, message and request id, never a credential."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.message = redact(message)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after
-        super().__init__(self.message)
-
-    @property
-    def is_timeout(self) -> bool:
-        """Tell whether SMH did not answer in time."""
-        return self.code == "Timeout"
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.code:
-            parts.append(self.code)
-        if self.request_id:
-            parts.append(f"request id {self.request_id}")
-        return " · ".join(parts)
-
-    def __repr__(self) -> str:
-        return (
-            f"SMHError({self.message!r}, status={self.status!r}, code={self.code!r}, "
-            f"request_id={self.request_id!r})"
-        )
-
-
-@dataclass(frozen=True)
-class ResultEntry:
-    """One entry of a finished task's result list."""
-
-    err: str
-    status: int | None
-    delete_count: int | None
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """What SMH said about one task, or that it said nothing usable (state states.MISSING).
-
-    A MISSING status has a `refusal` when SMH refused the id alone or sent an unreadable item
-    for it, and none when SMH simply left the task out.
-    """
-
-    task_id: int
-    state: str
-    code: int | None = None
-    results: tuple[ResultEntry, ...] = ()
-    delete_count: int | None = None
-    raw: dict | None = field(default=None, compare=False)
-    refusal: str | None = None
-
-    @property
-    def is_terminal(self) -> bool:
-        """Tell whether SMH will not change its answer for this task any more."""
-        return self.state in states.FINISHED
-
-
-@dataclass(frozen=True)
-class HistorySettings:
-    """A library's file-history settings."""
-
-    enabled: bool
-    count: int | None = None
-    expire_days: int | None = None
-    merge_interval: int | None = None
-
-
-def parse_task_item(item: object) -> TaskStatus:
-    """Turn one item of SMH's task answer into a TaskStatus, or raise SMHError if malformed.
-
-    An item is malformed unless its taskId is a positive 64-bit integer, its status a 64-bit
-    integer (either may come as a decimal string) and its result a list of objects or empty
-    (absent, null, or any other empty value, as answers stored before this rule may hold).
-    Inside result entries a field of the wrong type or out of range is left out (err "", status
-    and deleteCount None): they describe a task, they do not decide its state.
-    """
-    if not isinstance(item, dict):
-        raise SMHError("SMH sent a task item that is not an object", code="BadAnswer")
-    task_id, code = _task_id_in(item), _int_or_none(item.get("status"))
-    if task_id is None:
-        raise SMHError("SMH sent a task item without a valid taskId", code="BadAnswer")
-    if code is None:
-        raise SMHError(f"SMH sent task {task_id} without a numeric status", code="BadAnswer")
-    result = item.get("result") or []
-    if not isinstance(result, list) or not all(isinstance(e, dict) for e in result):
-        raise SMHError(f"SMH sent task {task_id} with a malformed result", code="BadAnswer")
-    entries = tuple(
-        ResultEntry(
-            err=entry["err"] if isinstance(entry.get("err"), str) else "",
-            status=_int_or_none(entry.get("status")),
-            delete_count=_int_or_none(entry.get("deleteCount")),
-        )
-        for entry in result
-    )
-    counts = [e.delete_count for e in entries if e.delete_count is not None]
-    return TaskStatus(
-        task_id=task_id,
-        state=states.state_for_code(code),
-        code=code,
-        results=entries,
-        delete_count=sum(counts) if counts else None,
-        raw=item,
-    )
-
-
-def _task_id_in(item: object) -> int | None:
-    """Return the task an item of SMH's answer is about, if it names one."""
-    task_id = _int_or_none(item.get("taskId")) if isinstance(item, dict) else None
-    return task_id if task_id is not None and task_id >= 1 else None
-
-
-def _statuses_in(answer: object, ids: list[int]) -> dict[int, TaskStatus]:
-    """Return what SMH's task answer says about these ids; an unreadable item costs its own task.
-
-    Such a task is reported MISSING with the reason as its refusal, so that it keeps its last
-    known state. An item that names no task could be about any of them: the answer as a whole
-    is then unreadable.
-    """
-    if not isinstance(answer, list):
-        raise SMHError("SMH's task answer is not a JSON array", code="BadAnswer")
-    wanted = set(ids)
-    found: dict[int, TaskStatus] = {}
-    for item in answer:
-        try:
-            status = parse_task_item(item)
-        except SMHError as error:
-            task_id = _task_id_in(item)
-            if task_id is None:
-                raise
-            if task_id in wanted:
-                unreadable = TaskStatus(task_id, states.MISSING, refusal=error.message)
-                found.setdefault(task_id, unreadable)
-            continue
-        if status.task_id in wanted:
-            found[status.task_id] = status
-    return found
-
-
-def _int_or_none(value: object) -> int | None:
-    """Return value as a 64-bit integer (SMH sends some numbers as strings), else None."""
-    if isinstance(value, str):
-        value = int(value) if INT64_TEXT.fullmatch(value) else None
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if INT64_MIN <= value <= INT64_MAX else None
-
-
-class _Unreadable(ValueError):
-    """What makes an answer's bytes something the client will not read as SMH's JSON."""
-
-
-def _decode_json(body: bytes) -> object:
-    """Decode an answer's JSON, or raise _Unreadable for what no SMH answer is.
-
-    That is: bytes that are not UTF-8 (a byte order mark included), nesting past
-    MAX_JSON_DEPTH, NaN or infinite numbers, number literals past MAX_NUMBER_LENGTH, and text
-    with a lone surrogate (which could not be written out again).
-    """
-    if _nests_deeper_than(body, MAX_JSON_DEPTH):
-        raise _Unreadable(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Unreadable("bytes that are not UTF-8") from None
-    try:
-        value = JSON_DECODER.decode(text)
-    except _Unreadable:
-        raise
-    except ValueError:
-        raise _Unreadable("something that is not JSON") from None
-    if SURROGATE_ESCAPE.search(text):
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Unreadable("text holding a lone surrogate") from None
-    return value
-
-
-def _nests_deeper_than(body: bytes, limit: int) -> bool:
-    """Tell whether the body's brackets, outside strings, nest deeper than `limit`."""
-    brackets = JSON_STRING.sub(b"", body).translate(None, NOT_BRACKETS)
-    depth = 0
-    for byte in brackets:
-        depth += 1 if byte in OPENING_BRACKETS else -1
-        if depth > limit:
-            return True
-    return False
-
-
-def _parse_int(text: str) -> int:
-    if len(text) > MAX_NUMBER_LENGTH:
-        raise _Unreadable(f"a number of {len(text)} digits")
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text) if len(text) <= MAX_NUMBER_LENGTH else math.inf
-    if not math.isfinite(value):
-        raise _Unreadable("a number out of range")
-    return value
-
-
-def _refuse_constant(name: str) -> object:
-    raise _Unreadable(f"{name}, which JSON does not allow")
-
-
-JSON_DECODER = json.JSONDecoder(
-    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant
-)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Return the seconds a Retry-After header asks for (a number or an HTTP date), or None."""
-    value = (value or "").strip()
-    if RETRY_AFTER_SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _refuses_some_id(error: SMHError) -> bool:
-    """Tell whether a failed task query may be SMH refusing one of its ids, not the whole call."""
-    return (
-        error.status in (400, 403, 404)
-        and error.code is not None
-        and error.code not in LIBRARY_LEVEL_CODES
-    )
-
-
-def _scrub(value: object, credentials: list[str]) -> str | None:
-    """Return SMH's text with every credential replaced by ***, or None if it sent no text."""
-    if not isinstance(value, str) or not value:
-        return None
-    # Longest first, so that a credential holding another is replaced whole; cut only after,
-    # so that no credential is cut in two and half shown.
-    for credential in sorted(credentials, key=len, reverse=True):
-        value = value.replace(credential, "***")
-    return value[:MAX_ERROR_TEXT]
+def _ignore(*_: str) -> None:
+    """Take a callback's arguments and do nothing with them."""
 
 
 def _cut(response: requests.Response, cut: threading.Event) -> None:
@@ -404,15 +85,6 @@ def _endpoint(method: str, path: str) -> str:
     return "other"
 
 
-def _outcome(error: SMHError) -> str:
-    """Name how a failed call failed, in a few words a dashboard can group by."""
-    if error.code in ("Timeout", "Unreachable"):
-        return error.code.lower()
-    if error.code in ("BadAnswer", "AnswerTooLarge") or error.status is None:
-        return "bad_answer"
-    return f"http_{error.status // 100}xx"
-
-
 def default_base_url(library_id: str) -> str:
     """Return SMH's per-library API host."""
     return f"https://{library_id}.api.tencentsmh.cn"
@@ -434,12 +106,14 @@ class SMHClient:
         read_timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.5,
-        max_ids_per_call: int = MAX_IDS_PER_CALL,
+        max_ids_per_call: int = codes.MAX_IDS_PER_CALL,
         max_split_calls: int | None = None,
         max_answer_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_call: OnCall = _ignore,
+        on_token: OnToken = _ignore,
     ) -> None:
         if not secret and not token:
             raise ValueError("an SMH client needs a library secret or an access token")
@@ -467,6 +141,8 @@ class SMHClient:
         self._session = session or requests.Session()
         self._sleep = sleep
         self._clock = clock
+        self._on_call = on_call
+        self._on_token = on_token
         guard_library_logs()
 
     def __repr__(self) -> str:
@@ -485,12 +161,12 @@ class SMHClient:
         for start in range(0, len(ids), self.max_ids_per_call):
             batch = ids[start : start + self.max_ids_per_call]
             try:
-                found |= _statuses_in(self._ask_tasks(batch), batch)
+                found |= answers.statuses_in(self._ask_tasks(batch), batch)
             except SMHError as error:
-                if not _refuses_some_id(error):
+                if not answers.refuses_some_id(error):
                     raise
                 found |= self._isolate_refusal(batch, error, error, budget)
-        return [found.get(i) or TaskStatus(task_id=i, state=states.MISSING) for i in ids]
+        return [found.get(i) or TaskStatus(task_id=i, state=MISSING) for i in ids]
 
     def _ask_tasks(self, ids: list[int]) -> object:
         path = f"/api/v1/task/{self.library_id}/{','.join(map(str, ids))}"
@@ -507,7 +183,7 @@ class SMHClient:
         refusal is raised, so that it is one outage and no task is reported missing over it.
         """
         if len(ids) == 1:
-            return {ids[0]: TaskStatus(ids[0], states.MISSING, refusal=str(refusal))}
+            return {ids[0]: TaskStatus(ids[0], MISSING, refusal=str(refusal))}
         found: dict[int, TaskStatus] = {}
         refused = []
         middle = len(ids) // 2
@@ -515,9 +191,9 @@ class SMHClient:
             if not budget.spend():
                 raise first
             try:
-                found |= _statuses_in(self._ask_tasks(half), half)
+                found |= answers.statuses_in(self._ask_tasks(half), half)
             except SMHError as error:
-                if not _refuses_some_id(error):
+                if not answers.refuses_some_id(error):
                     raise
                 refused.append((half, error))
         if len(refused) == 2:
@@ -530,9 +206,9 @@ class SMHClient:
         """Start clearing every historical version of the library; return SMH's task id."""
         path = f"/api/v1/directory-history/{self.library_id}/library-history"
         answer = self._call("DELETE", path, retry=False)
-        task_id = _task_id_in(answer)
+        task_id = answers.task_id_in(answer)
         if task_id is None:
-            raise SMHError("SMH accepted the clear but sent no task id", code="BadAnswer")
+            raise SMHError("SMH accepted the clear but sent no task id", code=codes.BAD_ANSWER)
         return task_id
 
     def get_history_settings(self) -> HistorySettings:
@@ -540,12 +216,12 @@ class SMHClient:
         path = f"/api/v1/directory-history/{self.library_id}/library-history"
         answer = self._call("GET", path)
         if not isinstance(answer, dict) or not isinstance(answer.get("enableFileHistory"), bool):
-            raise SMHError("SMH's history settings lack enableFileHistory", code="BadAnswer")
+            raise SMHError("SMH's history settings lack enableFileHistory", code=codes.BAD_ANSWER)
         return HistorySettings(
             enabled=answer["enableFileHistory"],
-            count=_int_or_none(answer.get("fileHistoryCount")),
-            expire_days=_int_or_none(answer.get("fileHistoryExpireDay")),
-            merge_interval=_int_or_none(answer.get("mergeInterval")),
+            count=answers.int_or_none(answer.get("fileHistoryCount")),
+            expire_days=answers.int_or_none(answer.get("fileHistoryExpireDay")),
+            merge_interval=answers.int_or_none(answer.get("mergeInterval")),
         )
 
     def set_history_settings(self, settings: HistorySettings) -> None:
@@ -577,7 +253,7 @@ class SMHClient:
                 method, path, {**(params or {}), "access_token": token}, retry, body
             )
         except SMHError as error:
-            if error.code != "InvalidAccessToken":
+            if error.code != codes.INVALID_ACCESS_TOKEN:
                 raise
             if not self._secret:
                 raise SMHError(
@@ -626,14 +302,14 @@ class SMHClient:
         if self.user_id:
             params["user_id"] = self.user_id
         self._accept_token(self._request("GET", "/api/v1/token", params, retry=True))
-        metrics.count_token_mint("new")
+        self._on_token("new")
         log.info("minted an SMH access token for library %s", self.library_id)
 
     def _renew_locked(self) -> None:
         path = f"/api/v1/token/{self.library_id}/{urllib.parse.quote(self._token or '', safe='')}"
         try:
             self._accept_token(self._request("POST", path, {}, retry=False))
-            metrics.count_token_mint("renewed")
+            self._on_token("renewed")
             log.info("renewed the SMH access token for library %s", self.library_id)
         except SMHError as error:
             log.info(
@@ -644,14 +320,14 @@ class SMHClient:
     def _accept_token(self, answer: object) -> None:
         token = answer.get("accessToken") if isinstance(answer, dict) else None
         if not isinstance(answer, dict) or not isinstance(token, str) or not token:
-            raise SMHError("SMH's token answer has no accessToken", code="BadAnswer")
+            raise SMHError("SMH's token answer has no accessToken", code=codes.BAD_ANSWER)
         if not USABLE_TOKEN.fullmatch(token):
             raise SMHError(
                 "SMH's token answer has an accessToken that is too long or holds spaces, quotes "
                 "or control characters",
-                code="BadAnswer",
+                code=codes.BAD_ANSWER,
             )
-        expires_in = _int_or_none(answer.get("expiresIn"))
+        expires_in = answers.int_or_none(answer.get("expiresIn"))
         if expires_in is None or expires_in < 1:
             # SMH grants the period asked for; a lifetime that means nothing is taken to be it.
             expires_in = self.token_period
@@ -669,7 +345,8 @@ class SMHClient:
                 return self._send(method, path, params, body)
             except SMHError as error:
                 retryable = error.retry_after is None and (
-                    error.status in RETRYABLE_STATUS or error.code in ("Timeout", "Unreachable")
+                    error.status in RETRYABLE_STATUS
+                    or error.code in (codes.TIMEOUT, codes.UNREACHABLE)
                 )
                 if not retry or not retryable or attempt >= self.retries:
                     raise
@@ -694,14 +371,14 @@ class SMHClient:
         try:
             status, answer = self._exchange(method, path, params, json_body)
         except SMHError as error:
-            outcome, status, request_id = _outcome(error), error.status, error.request_id
+            outcome, status, request_id = error.outcome, error.status, error.request_id
             raise
         else:
             outcome = "ok"
             return answer
         finally:
             milliseconds = (time.monotonic() - started) * 1000
-            metrics.count_smh_call(endpoint, outcome)
+            self._on_call(endpoint, outcome)
             log.info(
                 "SMH %s for library %s: %s, HTTP %s, request id %s, %.0f ms",
                 endpoint,
@@ -741,14 +418,15 @@ class SMHClient:
             )
         except requests.Timeout:
             raise SMHError(
-                f"SMH did not answer {call} within {self.timeout[1]:g}s", code="Timeout"
+                f"SMH did not answer {call} within {self.timeout[1]:g}s", code=codes.TIMEOUT
             ) from None
         except Exception as error:
             # requests wraps most failures in RequestException, but not all that an odd answer
             # can cause in urllib3, http.client or cookie parsing: whatever the transport
             # raises, SMH could not be asked this time.
             raise SMHError(
-                f"SMH could not be reached for {call}: {type(error).__name__}", code="Unreachable"
+                f"SMH could not be reached for {call}: {type(error).__name__}",
+                code=codes.UNREACHABLE,
             ) from None
         with response:
             body = self._read_capped(response, deadline, call)
@@ -758,18 +436,20 @@ class SMHClient:
             # The renewal carries the token in its path, not its parameters.
             sent = (params.get("access_token"), params.get("library_secret"), self._token)
             credentials = [str(c) for c in (*sent, self._secret) if c]
-            raise self._error_from(response, body, call, credentials)
+            raise answers.refusal(
+                status, body, response.headers.get("Retry-After"), call, credentials
+            )
         if not body.strip():
             return status, None
         try:
-            return status, _decode_json(body)
-        except _Unreadable as reason:
+            return status, answers.decode_json(body)
+        except answers.Unreadable as reason:
             raise SMHError(
-                f"SMH answered {call} with {reason}", status=status, code="BadAnswer"
+                f"SMH answered {call} with {reason}", status=status, code=codes.BAD_ANSWER
             ) from None
 
     def _read_capped(self, response: requests.Response, deadline: float, call: str) -> bytes:
-        declared = _int_or_none(response.headers.get("Content-Length"))
+        declared = answers.int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > self.max_answer_bytes:
             raise self._too_large(response)
         # The read timeout bounds each gap between bytes, so an answer sent a byte at a time
@@ -795,13 +475,14 @@ class SMHClient:
         if cut.is_set():
             raise SMHError(
                 f"SMH did not finish answering {call} within {self.answer_seconds:g}s",
-                code="Timeout",
+                code=codes.TIMEOUT,
             )
         if failure is not None and _timed_out(failure):
-            raise SMHError(f"SMH stopped answering {call} midway", code="Timeout")
+            raise SMHError(f"SMH stopped answering {call} midway", code=codes.TIMEOUT)
         if failure is not None:
             raise SMHError(
-                f"SMH's answer to {call} broke off: {type(failure).__name__}", code="Unreachable"
+                f"SMH's answer to {call} broke off: {type(failure).__name__}",
+                code=codes.UNREACHABLE,
             )
         if size > self.max_answer_bytes:
             raise self._too_large(response)
@@ -811,27 +492,5 @@ class SMHClient:
         return SMHError(
             f"SMH's answer is larger than {self.max_answer_bytes} bytes",
             status=response.status_code,
-            code="AnswerTooLarge",
-        )
-
-    @staticmethod
-    def _error_from(
-        response: requests.Response, body: bytes, call: str, credentials: list[str]
-    ) -> SMHError:
-        try:
-            data = _decode_json(body)
-        except _Unreadable:
-            data = None
-        if not isinstance(data, dict):
-            data = {}
-        # What SMH says is shown on pages and by the proxy: never let it echo a credential.
-        code, message, request_id = (
-            _scrub(data.get(key), credentials) for key in ("code", "message", "requestId")
-        )
-        return SMHError(
-            message or f"SMH answered {call} with HTTP {response.status_code}",
-            status=response.status_code,
-            code=code,
-            request_id=request_id,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            code=codes.ANSWER_TOO_LARGE,
         )

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from smh_dashboard.i18n import lazy_gettext
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import MAX_WHO_LENGTH
 from smh_dashboard.storage.schema import activity as log
@@ -81,7 +81,7 @@ def record_activity(
     at: float,
     *,
     task_id: int | None = None,
-    error: smh.SMHError | None = None,
+    error: SMHError | None = None,
     conn: Connection | None = None,
 ) -> None:
     """Add a line to the library's activity log, in `conn`'s transaction when one is given."""

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from smh_dashboard.domain import libraries, lifecycle, states
 from smh_dashboard.domain.tasks import Task
-from smh_dashboard.smh import client as smh
+from smh_dashboard.smh.answers import TaskStatus
 from smh_dashboard.storage import database, outbox
 from smh_dashboard.storage.schema import MAX_WHO_LENGTH, library_versions, tasks, untracked
 
@@ -288,7 +288,7 @@ _OBSERVED = (
 
 def record_statuses(
     library_id: str,
-    statuses: Iterable[smh.TaskStatus],
+    statuses: Iterable[TaskStatus],
     now: float,
     grace_seconds: float,
     webhook: libraries.Webhook | None,

@@ -7,6 +7,7 @@ import math
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
+from smh_dashboard import clock
 from smh_dashboard.domain import inputs, states
 from smh_dashboard.live import poller
 from smh_dashboard.web import auth
@@ -49,7 +50,7 @@ def _outage_error(outage: poller.Outage) -> Response:
     else:
         status, code = 502, "BadGateway"
     response = error(status, code, f"SMH failed: {outage.message}", outage.request_id)
-    response.headers["Retry-After"] = str(max(1, math.ceil(outage.retry_at - poller.now())))
+    response.headers["Retry-After"] = str(max(1, math.ceil(outage.retry_at - clock.now())))
     return response
 
 

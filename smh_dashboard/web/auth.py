@@ -21,12 +21,13 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from smh_dashboard import metrics
-from smh_dashboard.domain import libraries
+from smh_dashboard import clock, registry
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.users import User
 from smh_dashboard.i18n import gettext
-from smh_dashboard.live import coordination, poller
+from smh_dashboard.live import coordination
+from smh_dashboard.settings import MetricsAccess
+from smh_dashboard.web import metrics
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Load balancers probe /healthz, and the sign-in page needs its stylesheet.
@@ -216,12 +217,12 @@ def may_change() -> bool:
 
 def visible_libraries() -> list[Library]:
     """Return the configured libraries this request's user may see, in configuration order."""
-    return [library for library in libraries.all_libraries() if _sees(library.id)]
+    return [library for library in registry.all_libraries() if _sees(library.id)]
 
 
 def visible_library(library_id: str) -> Library | None:
     """Return this library if it is configured and in the user's scope, else None."""
-    return libraries.get_library(library_id) if _sees(library_id) else None
+    return registry.get_library(library_id) if _sees(library_id) else None
 
 
 def _sees(library_id: str) -> bool:
@@ -234,7 +235,7 @@ def guard_request() -> None:
     """Sign the request in, then refuse a change that the mode, the role or its origin forbids."""
     scraping = request.endpoint == metrics.ENDPOINT
     if request.endpoint in OPEN_ENDPOINTS or (
-        scraping and current_app.config["METRICS"] is metrics.Access.OPEN
+        scraping and current_app.config["METRICS"] is MetricsAccess.OPEN
     ):
         return
     guard = _guard()
@@ -285,7 +286,7 @@ def _signed_in_user(guard: Guard) -> User:
     if credentials is None or credentials.type != "basic":
         raise Unauthorized(gettext("Sign in to use this dashboard."), www_authenticate=_challenge())
     address = request.remote_addr or ""
-    wait = guard.failures.retry_after(address, poller.now())
+    wait = guard.failures.retry_after(address, clock.now())
     if wait is not None:
         raise TooManyRequests(
             gettext(
@@ -295,7 +296,7 @@ def _signed_in_user(guard: Guard) -> User:
         )
     user = guard.check_password(credentials.username or "", credentials.password or "")
     if user is None:
-        guard.failures.record(address, poller.now())
+        guard.failures.record(address, clock.now())
         raise Unauthorized(gettext("Wrong user name or password."), www_authenticate=_challenge())
     return user
 

@@ -26,12 +26,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
+from smh_dashboard import clock
 from smh_dashboard.actions import clears
 from smh_dashboard.domain import inputs, states
 from smh_dashboard.domain.libraries import Library
+from smh_dashboard.domain.tasks import Task
 from smh_dashboard.i18n import gettext, ngettext
 from smh_dashboard.live import coordination, poller
-from smh_dashboard.storage import activity, store
+from smh_dashboard.storage import activity, database, listings, outbox, tasks
 from smh_dashboard.web import auth, exports
 
 bp = Blueprint("pages", __name__)
@@ -119,7 +121,7 @@ def _refresh(configured: list[Library]) -> dict[str, poller.Outage | None]:
 def _libraries_context(
     configured: list[Library], outages: dict[str, poller.Outage | None], version: str | None = None
 ) -> dict:
-    counts = store.count_states(lib.id for lib in configured)
+    counts = listings.count_states(lib.id for lib in configured)
     summaries = {library_id: _summary(by_state) for library_id, by_state in counts.items()}
     everything = {name: sum(s[name] for s in summaries.values()) for name in _summary({})}
     worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
@@ -130,13 +132,13 @@ def _libraries_context(
         "outages": outages,
         "live": any(s["polled"] for s in summaries.values()),
         "poll_seconds": poller.poll_seconds(worst),
-        "now": poller.now(),
+        "now": clock.now(),
         "version": version or _libraries_version(outages),
     }
 
 
 def _libraries_version(outages: dict[str, poller.Outage | None]) -> str:
-    versions = store.get_versions(outages)
+    versions = tasks.get_versions(outages)
     worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
     return _version(
         [(i, versions[i].version, _shown_outage(o)) for i, o in outages.items()],
@@ -197,18 +199,18 @@ def tasks_json(library_id: str) -> ResponseReturnValue:
     return _attachment(response, library, "json")
 
 
-def _exported(library_id: str) -> tuple[Library, dict[str, object], Iterator[store.Task]]:
+def _exported(library_id: str) -> tuple[Library, dict[str, object], Iterator[Task]]:
     """Return the library, the filter and search chosen, and the tasks they select."""
     library = _library_or_404(library_id)
     state, _ = _listing_args()
     search = _search_arg()
     shown = states.FILTERS[state].states if state else None
-    tasks = store.iter_tasks(library.id, shown, search)
+    tasks = listings.iter_tasks(library.id, shown, search)
     return library, {"state": state, "q": search}, tasks
 
 
 def _attachment(response: Response, library: Library, extension: str) -> Response:
-    day = time.strftime("%Y-%m-%d", time.gmtime(poller.now()))
+    day = time.strftime("%Y-%m-%d", time.gmtime(clock.now()))
     filename = f"{library.id}-tasks-{day}.{extension}"
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response
@@ -225,10 +227,10 @@ def _changes(
 ) -> dict | None:
     """Return what a poll sends when its page shows the same rows, only some of them changed
     since it was drawn; None when the whole section must be drawn again."""
-    summary = _summary(store.count_states([library.id], search)[library.id])
+    summary = _summary(listings.count_states([library.id], search)[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
     chosen = states.FILTERS[state].states if state else None
-    shown = store.list_task_versions(library.id, chosen, (page - 1) * per_page, per_page, search)
+    shown = listings.list_task_versions(library.id, chosen, (page - 1) * per_page, per_page, search)
     live = summary["polled"] > 0
     rows = _rows_digest([i for i, _ in shown], _page_count(summary, state), live)
     changed = [i for i, v in shown if v > drawn.version]
@@ -239,13 +241,13 @@ def _changes(
         "oob": True,
         "title": _title(summary, library.name),
         "library": library,
-        "tasks": store.get_listed_tasks(library.id, changed) if changed else [],
+        "tasks": listings.get_listed_tasks(library.id, changed) if changed else [],
         "summary": summary,
         "state": state,
         "q": search,
         "page": page,
         "poll_seconds": poller.poll_seconds(outage),
-        "now": poller.now(),
+        "now": clock.now(),
         "version": str(Drawn(version, drawn.frame, rows)),
     }
 
@@ -271,11 +273,11 @@ def _shown_outage(outage: poller.Outage | None) -> tuple | None:
 
 def _live_frame(library: Library, outage: poller.Outage | None, *parts: object) -> tuple[int, str]:
     """Return the library's version and a digest of all else its live section depends on."""
-    shown = store.get_versions([library.id])[library.id]
+    shown = tasks.get_versions([library.id])[library.id]
     checked = shown.checked_at // CHECKED_SHOWN_EVERY if shown.checked_at is not None else None
     poll_seconds = poller.poll_seconds(outage)
     since = poller.refreshing_since(library.id)
-    waiting = since if since is not None and poller.now() - since >= poll_seconds else None
+    waiting = since if since is not None and clock.now() - since >= poll_seconds else None
     return shown.version, _version(
         library.id,
         checked,
@@ -337,7 +339,7 @@ def _listing(
 ) -> dict:
     # Read before the rows: a change committed in between is sent again, never missed.
     version, frame = drawn_at or _listing_frame(library, state, page, outage, search)
-    summary = _summary(store.count_states([library.id], search)[library.id])
+    summary = _summary(listings.count_states([library.id], search)[library.id])
     per_page = current_app.config["TASKS_PER_PAGE"]
     pages = _page_count(summary, state)
     if page > pages and past_end is PastEnd.NOT_FOUND:
@@ -351,7 +353,7 @@ def _listing(
     if page > pages:
         page = pages
         version, frame = _listing_frame(library, state, page, outage, search)
-    tasks = store.list_tasks(
+    tasks = listings.list_tasks(
         library.id,
         states.FILTERS[state].states if state else None,
         (page - 1) * per_page,
@@ -371,7 +373,7 @@ def _listing(
         "outage": outage,
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
-        "now": poller.now(),
+        "now": clock.now(),
         "version": str(Drawn(version, frame, rows)),
     }
 
@@ -422,7 +424,7 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
             "library.html", **listing, **_clearing(library), form=shown, form_error=str(error)
         )
         return page, 400
-    new = store.track_tasks(library.id, ids, label, poller.now())
+    new = tasks.track_tasks(library.id, ids, label, clock.now())
     already = len(ids) - len(new)
     message = ngettext("Now tracking %(num)d task.", "Now tracking %(num)d tasks.", len(new))
     if already:
@@ -437,7 +439,7 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
 def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = _library_or_404(library_id)
-    if store.untrack_tasks_undoably(library.id, [task_id], activity.current_who(), poller.now()):
+    if tasks.untrack_tasks_undoably(library.id, [task_id], auth.current_who(), clock.now()):
         flash(gettext("Task %(task)d is no longer tracked.", task=task_id))
     else:
         flash(gettext("Task %(task)d was not tracked.", task=task_id))
@@ -449,7 +451,7 @@ def untrack_selected(library_id: str) -> ResponseReturnValue:
     """Stop tracking the tasks ticked in the table; the last untrack can be undone."""
     library = _library_or_404(library_id)
     ids = _selected_ids()
-    gone = store.untrack_tasks_undoably(library.id, ids, activity.current_who(), poller.now())
+    gone = tasks.untrack_tasks_undoably(library.id, ids, auth.current_who(), clock.now())
     if gone:
         flash(
             ngettext(
@@ -465,7 +467,7 @@ def untrack_selected(library_id: str) -> ResponseReturnValue:
 def undo_untrack(library_id: str) -> ResponseReturnValue:
     """Track again, as they were, the tasks of the library's last untrack."""
     library = _library_or_404(library_id)
-    back = store.undo_untrack(library.id)
+    back = tasks.undo_untrack(library.id)
     if back:
         flash(ngettext("%(num)d task tracked again.", "%(num)d tasks tracked again.", len(back)))
     else:
@@ -477,7 +479,7 @@ def undo_untrack(library_id: str) -> ResponseReturnValue:
 def recheck_selected(library_id: str) -> ResponseReturnValue:
     """Ask SMH again about the ticked tasks it did not know."""
     library = _library_or_404(library_id)
-    rechecked = [i for i in _selected_ids() if store.recheck_task(library.id, i, poller.now())]
+    rechecked = [i for i in _selected_ids() if tasks.recheck_task(library.id, i, clock.now())]
     if rechecked:
         flash(
             ngettext(
@@ -505,7 +507,7 @@ def _selected_ids() -> list[int]:
 def recheck_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Ask SMH again about a task it did not know."""
     library = _library_or_404(library_id)
-    if store.recheck_task(library.id, task_id, poller.now()):
+    if tasks.recheck_task(library.id, task_id, clock.now()):
         flash(gettext("Checking task %(task)d with SMH again.", task=task_id))
     back = request.form.get("back") == "task"
     if back:
@@ -523,7 +525,7 @@ def task(library_id: str, task_id: int) -> ResponseReturnValue:
             "Task %(task)d is not tracked in %(library)s.", task=task_id, library=library.name
         )
         abort(404, description=message)
-    deliveries = store.list_deliveries(library.id, task_id)
+    deliveries = outbox.list_deliveries(library.id, task_id)
     return render_template(
         "task.html", **_task_context(library, task, outage), deliveries=deliveries
     )
@@ -544,23 +546,21 @@ def task_detail(library_id: str, task_id: int) -> ResponseReturnValue:
     return render_template("task_detail.html", **_task_context(library, task, outage, version))
 
 
-def _task_version(library: Library, task: store.Task, outage: poller.Outage | None) -> str:
+def _task_version(library: Library, task: Task, outage: poller.Outage | None) -> str:
     version, frame = _live_frame(library, outage, task.task_id)
     return f"{version}.{frame}"
 
 
-def _refreshed_task(
-    library: Library, task_id: int
-) -> tuple[store.Task | None, poller.Outage | None]:
-    task = store.get_task(library.id, task_id)
+def _refreshed_task(library: Library, task_id: int) -> tuple[Task | None, poller.Outage | None]:
+    task = tasks.get_task(library.id, task_id)
     if task is None or not task.is_polled:
         return task, None
     outage = poller.request_refresh(library)
-    return store.get_task(library.id, task_id), outage
+    return tasks.get_task(library.id, task_id), outage
 
 
 def _task_context(
-    library: Library, task: store.Task, outage: poller.Outage | None, version: str | None = None
+    library: Library, task: Task, outage: poller.Outage | None, version: str | None = None
 ) -> dict:
     return {
         "library": library,
@@ -568,7 +568,7 @@ def _task_context(
         "outage": outage,
         "refreshing_since": poller.refreshing_since(library.id),
         "poll_seconds": poller.poll_seconds(outage),
-        "now": poller.now(),
+        "now": clock.now(),
         "version": version or _task_version(library, task, outage),
     }
 
@@ -578,7 +578,7 @@ def _clearing(library: Library, **messages: str) -> dict:
         # Pages never wait on SMH: without a fresh reading the page asks for it separately.
         "history": poller.cached_history_settings(library.id),
         "activity_entries": activity.list_activity(library.id),
-        "last_untrack": store.last_untrack(library.id),
+        "last_untrack": tasks.last_untrack(library.id),
         **messages,
     }
 
@@ -605,7 +605,7 @@ def history_settings(library_id: str) -> ResponseReturnValue:
     """Render the library's file-history settings as SMH reports them, for htmx to swap in."""
     library = _library_or_404(library_id)
     history = poller.history_settings(library)
-    return render_template("_history.html", library=library, history=history, now=poller.now())
+    return render_template("_history.html", library=library, history=history, now=clock.now())
 
 
 @bp.post("/libraries/<library_id>/clear-history")
@@ -624,12 +624,12 @@ def clear_history(library_id: str) -> ResponseReturnValue:
             )
         )
         return _library_page(library, 400, clear_error=why)
-    result = clears.start_clear(library, activity.current_who())
+    result = clears.start_clear(library, auth.current_who())
     if not result.done:
         status = _failure_status(result)
         response = make_response(_library_page(library, status, clear_error=result.message))
         if result.retry_at is not None:
-            response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_at - poller.now())))
+            response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_at - clock.now())))
         return response
     flash(result.message)
     return redirect(url_for(".library", library_id=library.id), 303)
@@ -642,7 +642,7 @@ def disable_history(library_id: str) -> ResponseReturnValue:
     if request.form.get("confirm") != "off":
         why = gettext("File history is unchanged: tick the box to confirm switching it off.")
         return _library_page(library, 400, history_error=why)
-    result = clears.switch_history_off(library, activity.current_who())
+    result = clears.switch_history_off(library, auth.current_who())
     if not result.done:
         return _library_page(library, _failure_status(result), history_error=result.message)
     flash(result.message)
@@ -670,7 +670,7 @@ def library_activity(library_id: str) -> ResponseReturnValue:
         activity_entries=entries,
         page=page,
         pages=pages,
-        now=poller.now(),
+        now=clock.now(),
     )
 
 
@@ -678,7 +678,7 @@ def library_activity(library_id: str) -> ResponseReturnValue:
 def healthz() -> ResponseReturnValue:
     """Say whether the dashboard and the servers it needs answer (for load balancers)."""
     failed = []
-    if not store.ping(current_app.extensions["store"]):
+    if not database.ping():
         failed.append("database")
     if not coordination.shared().ping():
         failed.append("redis")
