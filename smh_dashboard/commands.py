@@ -29,7 +29,7 @@ from smh_dashboard.notify import delivery as notify
 from smh_dashboard.smh.simulator import Simulator
 from smh_dashboard.storage import database, listings, tasks
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("commands")
 
 DEMO_LIBRARIES = [
     {"id": "demo-marketing", "name": "Marketing assets", "secret": "demo-marketing-secret"},

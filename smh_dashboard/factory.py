@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(overrides: Mapping | None = None) -> Flask:
     """Build the dashboard from defaults, then the environment, then the caller's overrides."""
-    # templates/, static/, translations/ and instance/ sit beside app.py, at the checkout's top.
-    app = Flask(__name__, root_path=str(ROOT), instance_relative_config=True)
+    # templates/, static/, translations/ and instance/ sit beside app.py, at the checkout's top;
+    # the name stays "app", which log lines carry.
+    app = Flask("app", root_path=str(ROOT), instance_relative_config=True)
     # Werkzeug answers /libraries//x with a redirect to an absolute URL built from the Host
     # header, which anyone can forge; without merging, such a path is simply not found.
     app.url_map.merge_slashes = False

@@ -24,7 +24,8 @@ MAX_LOGGED_PATH = 200
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
-log = logging.getLogger(__name__)
+# Log lines name the part of the dashboard that wrote them, as operators' filters expect.
+log = logging.getLogger("logs")
 
 
 class RequestIdFilter(logging.Filter):

@@ -21,7 +21,7 @@ from flask_caching.backends.base import BaseCache
 from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("coordination")
 
 # A lease whose holder died (SIGKILL, a lost machine) frees itself this long after its last
 # renewal; a live holder renews it every third of that.

@@ -26,7 +26,7 @@ from smh_dashboard.smh import codes
 from smh_dashboard.smh.answers import HistorySettings, SMHError, TaskStatus, parse_task_item
 from smh_dashboard.storage import tasks
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("poller")
 
 cache = Cache()
 

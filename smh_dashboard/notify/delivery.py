@@ -28,7 +28,7 @@ from smh_dashboard.notify.messages import Message
 from smh_dashboard.smh import redact
 from smh_dashboard.storage import activity, outbox
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("notify")
 
 # Deliveries one pass sends at most, so that a pass started by a request ends.
 DELIVERY_PASS = 100

@@ -22,7 +22,7 @@ from smh_dashboard.smh import answers, codes
 from smh_dashboard.smh.answers import MISSING, HistorySettings, SMHError, TaskStatus
 from smh_dashboard.smh.redact import guard_library_logs, redact
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("smh")
 
 # Tried again after a short back-off, unless SMH names a wait (Retry-After): a request never
 # sleeps on that, it is the poller's time for the next try. A 429 is never tried again at once.
