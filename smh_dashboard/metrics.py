@@ -31,7 +31,7 @@ from smh_dashboard.domain import states
 ENDPOINT = "metrics.scrape"
 # The fragments pages poll and the JSON API that scripts poll: the requests the latency is about.
 POLL_ENDPOINTS = frozenset(
-    {"pages.index_rows", "pages.library_rows", "pages.task_detail", "api.tasks"}
+    {"libraries.index_rows", "libraries.library_rows", "tasks.task_detail", "api.tasks"}
 )
 
 SMH_CALLS = Counter(
@@ -123,7 +123,7 @@ class _TrackedTasks:
 
     def collect(self) -> Iterator[Metric]:
         """Yield one gauge of the configured libraries' tasks, by state."""
-        totals = dict.fromkeys(states.BADGES, 0)
+        totals = dict.fromkeys(states.ALL, 0)
         for by_state in self.count_states().values():
             for state, n in by_state.items():
                 totals[state] = totals.get(state, 0) + n

@@ -25,10 +25,11 @@ import requests
 from flask import Flask, current_app
 
 from smh_dashboard import formats
-from smh_dashboard.domain import libraries, states
+from smh_dashboard.domain import libraries
 from smh_dashboard.domain.libraries import Library, Webhook, WebhookFormat
 from smh_dashboard.live import poller
 from smh_dashboard.storage import activity, store
+from smh_dashboard.web import badges
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Message:
         """Say the end in words, as the badge does."""
         if self.task_id is None:
             return "Test message"
-        return states.badge_for(self.state, self.status).text
+        return badges.badge_for(self.state, self.status).text
 
     @property
     def headline(self) -> str:
@@ -233,7 +234,7 @@ def _send_delivery(delivery: store.Delivery) -> tuple[str | None, bool]:
         label=delivery.label,
         started_by=activity.started_by(library.id, delivery.task_id),
         finished_at=delivery.finished_at,
-        url=dashboard_url("pages.task", library_id=library.id, task_id=delivery.task_id),
+        url=dashboard_url("tasks.task", library_id=library.id, task_id=delivery.task_id),
     )
     return send(webhook, message), False
 
@@ -252,7 +253,7 @@ def send_test(library: Library) -> str | None:
         label=None,
         started_by=None,
         finished_at=poller.now(),
-        url=dashboard_url("pages.library", library_id=library.id),
+        url=dashboard_url("libraries.library", library_id=library.id),
     )
     return send(library.webhook, message)
 
@@ -372,7 +373,7 @@ def _markdown(message: Message, wecom: bool) -> str:
     """Write the message in the markdown WeCom and DingTalk robots render."""
     outcome = _md(message.outcome)
     if wecom:
-        tone = states.badge_for(message.state, message.status).tone
+        tone = badges.badge_for(message.state, message.status).tone
         outcome = f'<font color="{WECOM_COLOURS.get(tone, "comment")}">{outcome}</font>'
     if message.task_id is None:
         title = f"**{_md(message.headline)}**"

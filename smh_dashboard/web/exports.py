@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterable, Iterator
 
 from smh_dashboard import formats
-from smh_dashboard.domain import states
 from smh_dashboard.storage import store
+from smh_dashboard.web import badges
 
 # The columns, in order: the CSV header and the keys of each JSON record.
 FIELDS = (
@@ -37,7 +37,7 @@ def task_record(task: store.Task) -> dict[str, object]:
         "task_id": task.task_id,
         "label": task.label,
         "state": task.state,
-        "status": str(states.badge_for(task.state, task.smh_status).text),
+        "status": str(badges.badge_for(task.state, task.smh_status).text),
         "versions_deleted": task.delete_count,
         "error": task.error,
         "smh_status": task.smh_status,
