@@ -15,7 +15,7 @@ from smh_dashboard.domain import libraries, users
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.storage import database, listings
-from smh_dashboard.web import api, auth, errors, metrics, openapi, pages
+from smh_dashboard.web import api, auth, errors, metrics, openapi, pages, security
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # After sign-in: a request refused there starts no delivery.
     notify.init_app(app)
     pages.init_app(app)
+    security.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)

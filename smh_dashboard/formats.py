@@ -1,4 +1,4 @@
-"""How templates show values: badges, times, durations, numbers and JSON (Jinja filters)."""
+"""How templates show values: times, durations, numbers and JSON (Jinja filters)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from babel.numbers import get_group_symbol
 from flask import Flask
 
 from smh_dashboard.domain import inputs, states
-from smh_dashboard.domain.tasks import Task
 from smh_dashboard.i18n import get_locale, gettext, ngettext
 
 
@@ -20,29 +19,7 @@ def init_app(app: Flask) -> None:
         ago=ago, utc=utc, iso=iso, duration=duration, number=number, pretty_json=pretty_json
     )
     # The vocabularies and limits pages show come from their one home, never copied into markup.
-    app.jinja_env.globals.update(
-        badge=badge,
-        last_seen=last_seen,
-        hint=hint,
-        FILTERS=states.FILTERS,
-        states=states,
-        inputs=inputs,
-    )
-
-
-def badge(task: Task) -> states.Badge:
-    """Return a task's badge: its text and colour class."""
-    return states.badge_for(task.state, task.smh_status)
-
-
-def hint(task: Task) -> str:
-    """Say in a sentence what a task's state means, where its badge alone may puzzle, or ''."""
-    return str(states.HINTS.get(task.state, ""))
-
-
-def last_seen(task: Task) -> str:
-    """Name the state SMH last reported for a task it no longer lists, or ''."""
-    return states.last_seen(task.state, task.smh_status)
+    app.jinja_env.globals.update(states=states, inputs=inputs)
 
 
 def number(value: int | None) -> str:

@@ -31,7 +31,7 @@ def polls_in(scrape_text):
         sample.value
         for family in text_string_to_metric_families(scrape_text)
         for sample in family.samples
-        if sample.name == POLLS and sample.labels["endpoint"] == "pages.library_rows"
+        if sample.name == POLLS and sample.labels["endpoint"] == "libraries.library_rows"
     )
 
 

@@ -86,11 +86,11 @@ def test_metrics_count_smh_calls_polls_cache_and_tasks(
     assert sim.calls["task.query"] - calls_before.get("task.query", 0) == 2
     assert grown(before, after, "dashboard_smh_token_mints_total", kind="new") == 1
     polls = "dashboard_polls_total"
-    assert grown(before, after, polls, endpoint="pages.library_rows", answer="changed") == 2
-    assert grown(before, after, polls, endpoint="pages.library_rows", answer="unchanged") == 1
+    assert grown(before, after, polls, endpoint="libraries.library_rows", answer="changed") == 2
+    assert grown(before, after, polls, endpoint="libraries.library_rows", answer="unchanged") == 1
     assert grown(before, after, polls, endpoint="api.tasks", answer="changed") == 1
     latency = "dashboard_poll_seconds_count"
-    assert grown(before, after, latency, endpoint="pages.library_rows") == 3
+    assert grown(before, after, latency, endpoint="libraries.library_rows") == 3
     assert grown(before, after, "dashboard_poll_seconds_bucket", endpoint="api.tasks", le="+Inf")
     # The API found both answers in the cache the page's refresh had just filled.
     assert grown(before, after, "dashboard_cache_hits_total") >= 2

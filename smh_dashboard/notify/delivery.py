@@ -163,7 +163,7 @@ def _send_delivery(delivery: outbox.Delivery) -> tuple[str | None, bool]:
         label=delivery.label,
         started_by=activity.started_by(library.id, delivery.task_id),
         finished_at=delivery.finished_at,
-        url=dashboard_url("pages.task", library_id=library.id, task_id=delivery.task_id),
+        url=dashboard_url("tasks.task", library_id=library.id, task_id=delivery.task_id),
     )
     return send(webhook, message), False
 
@@ -182,7 +182,7 @@ def send_test(library: Library) -> str | None:
         label=None,
         started_by=None,
         finished_at=clock.now(),
-        url=dashboard_url("pages.library", library_id=library.id),
+        url=dashboard_url("libraries.library", library_id=library.id),
     )
     return send(library.webhook, message)
 

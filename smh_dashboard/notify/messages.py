@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-from smh_dashboard import formats
-from smh_dashboard.domain import states
+from smh_dashboard import badges, formats
 from smh_dashboard.domain.libraries import WebhookFormat
 
 
@@ -38,7 +37,7 @@ class Message:
         """Say the end in words, as the badge does."""
         if self.task_id is None:
             return "Test message"
-        return states.badge_for(self.state, self.status).text
+        return badges.badge_for(self.state, self.status).text
 
     @property
     def headline(self) -> str:
@@ -112,7 +111,7 @@ def _markdown(message: Message, wecom: bool) -> str:
     """Write the message in the markdown WeCom and DingTalk robots render."""
     outcome = _md(message.outcome)
     if wecom:
-        tone = states.badge_for(message.state, message.status).tone
+        tone = badges.badge_for(message.state, message.status).tone
         outcome = f'<font color="{WECOM_COLOURS.get(tone, "comment")}">{outcome}</font>'
     if message.task_id is None:
         title = f"**{_md(message.headline)}**"

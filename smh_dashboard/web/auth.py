@@ -31,7 +31,7 @@ from smh_dashboard.web import metrics
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Load balancers probe /healthz, and the sign-in page needs its stylesheet.
-OPEN_ENDPOINTS = frozenset({"pages.healthz", "static"})
+OPEN_ENDPOINTS = frozenset({"health.healthz", "static"})
 REALM = "SMH dashboard"
 MAX_FAILURES = 10
 FAILURE_WINDOW_SECONDS = 300.0

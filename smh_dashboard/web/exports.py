@@ -7,8 +7,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-from smh_dashboard import formats
-from smh_dashboard.domain import states
+from smh_dashboard import badges, formats
 from smh_dashboard.domain.tasks import Task
 
 # The columns, in order: the CSV header and the keys of each JSON record.
@@ -37,7 +36,7 @@ def task_record(task: Task) -> dict[str, object]:
         "task_id": task.task_id,
         "label": task.label,
         "state": task.state,
-        "status": str(states.badge_for(task.state, task.smh_status).text),
+        "status": str(badges.badge_for(task.state, task.smh_status).text),
         "versions_deleted": task.delete_count,
         "error": task.error,
         "smh_status": task.smh_status,

@@ -23,7 +23,7 @@ ENDPOINT = "metrics.scrape"
 # The fragments pages poll and the JSON API that scripts poll: the requests the latency is about.
 # Endpoint names follow the blueprints': rename them here when a blueprint is renamed.
 POLL_ENDPOINTS = frozenset(
-    {"pages.index_rows", "pages.library_rows", "pages.task_detail", "api.tasks"}
+    {"libraries.index_rows", "libraries.library_rows", "tasks.task_detail", "api.tasks"}
 )
 
 bp = Blueprint("metrics", __name__)
@@ -67,7 +67,7 @@ class _TrackedTasks:
 
     def collect(self) -> Iterator[Metric]:
         """Yield one gauge of the configured libraries' tasks, by state."""
-        totals = dict.fromkeys(states.EVERY_STATE, 0)
+        totals = dict.fromkeys(states.ALL, 0)
         for by_state in self.count_states().values():
             for state, n in by_state.items():
                 totals[state] = totals.get(state, 0) + n
