@@ -11,10 +11,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from app import create_app
 from smh_dashboard import formats, i18n
-from smh_dashboard.domain import libraries
-from smh_dashboard.live import coordination, poller
 from smh_dashboard.storage import store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,20 +330,11 @@ def english_words(response):
 
 
 @pytest.fixture
-def webhook_app(settings, clock, monkeypatch):
+def webhook_app(make_app):
     """The app with a webhook on loopback that nobody answers (deliveries keep retrying)."""
-    monkeypatch.setattr(poller, "now", clock)
-    app = create_app(
-        settings
-        | {
-            "SMH_WEBHOOK_URL": "http://127.0.0.1:9/hook?key=k",
-            "SMH_DASHBOARD_URL": "https://smh.example.com",
-        }
+    return make_app(
+        SMH_WEBHOOK_URL="http://127.0.0.1:9/hook?key=k", SMH_DASHBOARD_URL="https://smh.example.com"
     )
-    yield app
-    libraries.close_app(app)
-    coordination.close_app(app)
-    app.extensions["store"].dispose()
 
 
 def test_chinese_pages_have_no_english_left(webhook_app, sim, clock, next_window):
