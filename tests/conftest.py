@@ -103,14 +103,59 @@ def backend(request):
     return getattr(request, "param", "local")
 
 
+def in_ci():
+    """Tell whether this is a CI run (CI set to any true value), where no test may skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def skip_unless_ci(reason):
+    """Skip the test for a missing tool or server; in CI, where everything is installed, fail it."""
+    if in_ci():
+        pytest.fail(f"{reason}: CI must run every test", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def unavailable():
+    """Return the function that skips a test lacking a tool or server, or fails it in CI."""
+    return skip_unless_ci
+
+
+# Whatever skipped this session, so that a CI run that skipped anything fails (below).
+skipped = []
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        skipped.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    # An expected failure reports as skipped too, but it ran.
+    if report.skipped and not hasattr(report, "wasxfail"):
+        skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if in_ci() and skipped:
+        terminalreporter.write_line(
+            f"CI run failed: {len(skipped)} skipped, and CI must run every test "
+            f"(first: {skipped[0]})",
+            red=True,
+            bold=True,
+        )
+
+
 def server_url(name):
     """Return the test server URL in environment variable `name`; without it, skip or fail."""
     url = os.environ.get(name)
     if not url:
-        message = f"{name} is not set: start the server and name it (see .ci/run)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_ci(f"{name} is not set: start the server and name it (see .ci/run)")
     return url
 
 
@@ -197,13 +242,58 @@ def settings(tmp_path, upstream, database_url, redis_url):
     }
 
 
+def engine_of(app):
+    """Return the app's database engine, through storage's own accessor."""
+    return database.get_engine(app)
+
+
+class AppFactory:
+    """Build dashboards from the test's `settings` plus overrides, and close every one it built."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.built = []
+
+    def __call__(self, **overrides):
+        """Build a dashboard from `settings` as the test has it now, with `overrides` on top."""
+        app = create_app(self.settings | overrides)
+        self.built.append(app)
+        return app
+
+    def close(self, app):
+        """Close one app now, as its process would on exit (a restart, say)."""
+        self.built.remove(app)
+        registry.close_app(app)
+        coordination.close_app(app)
+        database.dispose(app)
+
+    def close_all(self):
+        for app in list(self.built):
+            self.close(app)
+
+
 @pytest.fixture
-def app(settings, clock):
-    app = create_app(settings)
-    yield app
-    registry.close_app(app)
-    coordination.close_app(app)
-    app.extensions["store"].dispose()
+def make_app(settings, clock):
+    """Return a function that builds a dashboard from `settings` and keyword overrides.
+
+    A test that changes `settings` does so before it builds; one that starts from no settings
+    at all clears them. Every app built is closed at the end of the test, the same way.
+    """
+    factory = AppFactory(settings)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def app(make_app):
+    """The dashboard built from `settings`."""
+    return make_app()
+
+
+@pytest.fixture
+def engine(app):
+    """The app's database engine, for tests that read or change rows directly."""
+    return engine_of(app)
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ import pytest
 from test_i18n import CHINESE, english_words
 from werkzeug.security import generate_password_hash
 
-from app import create_app
-from smh_dashboard import registry
 from smh_dashboard.storage import listings, tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "vic": "vic-s3cret", "sam": "sam-s3cret"}
@@ -76,22 +74,6 @@ def settings(settings, tmp_path, other_secret):
     return settings
 
 
-@pytest.fixture
-def build(settings, clock):
-    """Return a function that builds the dashboard with some settings changed."""
-    made = []
-
-    def build_app(**changes):
-        app = create_app(settings | changes)
-        made.append(app)
-        return app
-
-    yield build_app
-    for app in made:
-        registry.close_app(app)
-        app.extensions["store"].dispose()
-
-
 @pytest.mark.parametrize("path", PAGES)
 def test_signed_out_pages_ask_for_sign_in_as_html(client, path):
     response = client.get(path)
@@ -143,8 +125,8 @@ def test_the_header_names_who_is_signed_in(client):
     assert "No sign-in" not in page
 
 
-def test_a_signed_in_chinese_reader_sees_their_role_in_chinese(build):
-    app = build(SMH_READ_ONLY="1")
+def test_a_signed_in_chinese_reader_sees_their_role_in_chinese(make_app):
+    app = make_app(SMH_READ_ONLY="1")
     page = app.test_client().get("/libraries/lib1", headers=CHINESE, **as_user("vic"))
 
     assert "已登录" in page.get_data(as_text=True)
@@ -296,8 +278,12 @@ def test_a_scoped_user_sees_only_their_libraries_and_acts_only_there(client, app
         ("10.0.0.5", "", 401, "Sign in to use this dashboard."),
     ],
 )
-def test_the_proxy_header_signs_in_only_from_trusted_addresses(build, peer, header, status, shown):
-    app = build(SMH_AUTH_PROXY_HEADER="X-Remote-User", SMH_AUTH_PROXY_IPS="10.0.0.5,127.0.0.1/32")
+def test_the_proxy_header_signs_in_only_from_trusted_addresses(
+    make_app, peer, header, status, shown
+):
+    app = make_app(
+        SMH_AUTH_PROXY_HEADER="X-Remote-User", SMH_AUTH_PROXY_IPS="10.0.0.5,127.0.0.1/32"
+    )
 
     response = app.test_client().get(
         "/", headers={"X-Remote-User": header}, environ_base={"REMOTE_ADDR": peer}
@@ -307,8 +293,8 @@ def test_the_proxy_header_signs_in_only_from_trusted_addresses(build, peer, head
     assert shown in response.get_data(as_text=True)
 
 
-def test_the_proxy_is_the_peer_even_behind_trusted_forwarding(build):
-    app = build(
+def test_the_proxy_is_the_peer_even_behind_trusted_forwarding(make_app):
+    app = make_app(
         SMH_AUTH_PROXY_HEADER="X-Remote-User", SMH_AUTH_PROXY_IPS="10.0.0.5", TRUSTED_PROXIES=1
     )
     client = app.test_client()
@@ -328,8 +314,8 @@ def test_the_proxy_is_the_peer_even_behind_trusted_forwarding(build):
     assert spoofed.status_code == 401
 
 
-def test_a_proxy_user_viewer_still_cannot_post(build):
-    app = build(SMH_AUTH_PROXY_HEADER="X-Remote-User", SMH_AUTH_PROXY_IPS="127.0.0.1")
+def test_a_proxy_user_viewer_still_cannot_post(make_app):
+    app = make_app(SMH_AUTH_PROXY_HEADER="X-Remote-User", SMH_AUTH_PROXY_IPS="127.0.0.1")
     response = app.test_client().post(
         "/libraries/lib1/tasks", data={"task_ids": "6"}, headers={"X-Remote-User": "vic"}
     )
@@ -337,8 +323,8 @@ def test_a_proxy_user_viewer_still_cannot_post(build):
     assert tracked_ids(app) == []
 
 
-def test_without_users_every_page_says_there_is_no_sign_in(build, clock):
-    app = build(SMH_USERS_FILE=None)
+def test_without_users_every_page_says_there_is_no_sign_in(make_app, clock):
+    app = make_app(SMH_USERS_FILE=None)
     track(app, clock, 5)
     client = app.test_client()
 
@@ -353,9 +339,9 @@ def test_without_users_every_page_says_there_is_no_sign_in(build, clock):
 
 
 @pytest.mark.parametrize("users_file", [True, False], ids=["operator", "no-users"])
-def test_read_only_turns_every_change_off(build, settings, clock, users_file):
+def test_read_only_turns_every_change_off(make_app, settings, clock, users_file):
     users = settings["SMH_USERS_FILE"] if users_file else None
-    app = build(SMH_READ_ONLY="1", SMH_USERS_FILE=users)
+    app = make_app(SMH_READ_ONLY="1", SMH_USERS_FILE=users)
     track(app, clock, 5)
     client = app.test_client()
     who = as_user("ana") if users_file else {}

@@ -15,7 +15,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from app import create_app
 from smh_dashboard.domain import inputs
 from smh_dashboard.storage import listings, tasks
 
@@ -85,9 +84,9 @@ def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "row by row"])
-def test_concurrent_track_and_untrack_count_each_change_once(app, clock, returning):
+def test_concurrent_track_and_untrack_count_each_change_once(app, engine, clock, returning):
     # Without RETURNING (SQLite before 3.35), the store counts inserted rows one at a time.
-    app.extensions["store"].dialect.insert_executemany_returning = returning
+    engine.dialect.insert_executemany_returning = returning
     reported_new, removed, failures = Counter(), Counter(), []
     lock = threading.Lock()
     start = threading.Barrier(16)
@@ -217,10 +216,10 @@ def test_a_large_but_reasonable_form_is_still_taken(client, app, csrf):
     [({"MAX_CONTENT_LENGTH": "1048576"}, 600_000, 303), ({}, 600_000, 413)],
     ids=["raised to 1 MiB", "default"],
 )
-def test_the_body_cap_follows_the_setting(settings, monkeypatch, clock, environ, size, status):
+def test_the_body_cap_follows_the_setting(make_app, monkeypatch, environ, size, status):
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    app = create_app(settings)
+    app = make_app()
     client = app.test_client()
     page = client.get("/libraries/lib1").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -230,13 +229,12 @@ def test_the_body_cap_follows_the_setting(settings, monkeypatch, clock, environ,
     )
 
     assert response.status_code == status
-    app.extensions["store"].dispose()
 
 
-def test_a_body_cap_that_is_not_a_number_stops_start_up(settings, monkeypatch):
+def test_a_body_cap_that_is_not_a_number_stops_start_up(make_app, monkeypatch):
     monkeypatch.setenv("MAX_CONTENT_LENGTH", "lots")
     with pytest.raises(SystemExit, match="MAX_CONTENT_LENGTH must be a whole number"):
-        create_app(settings)
+        make_app()
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,20 @@
-import pytest
+import stat
 
-from app import create_app
-from smh_dashboard import settings
+import pytest
+from flask import Flask
+
+from smh_dashboard import settings as config
 from smh_dashboard.domain import libraries
 
 
 def libraries_from(values, environ=None):
-    merged = dict(settings.DEFAULTS) | values
+    merged = dict(config.DEFAULTS) | values
     return libraries.load_libraries(merged, environ or {})
 
 
 def test_one_library_from_the_environment_with_a_secret():
     environ = {"SMH_LIBRARY_ID": "smh1", "SMH_LIBRARY_SECRET": "s3", "SMH_USER_ID": "ops"}
-    (library,) = libraries_from(settings.from_environ(environ))
+    (library,) = libraries_from(config.from_environ(environ))
     assert (library.id, library.name, library.secret, library.user_id) == (
         "smh1",
         "smh1",
@@ -90,14 +92,14 @@ base_url = "https://smh-photos.example.test"
 def test_bad_libraries_file_names_the_setting(tmp_path, toml, environ, message):
     path = tmp_path / "libraries.toml"
     path.write_text(toml)
-    with pytest.raises(settings.ConfigError) as caught:
+    with pytest.raises(config.ConfigError) as caught:
         libraries_from({"SMH_LIBRARIES_FILE": str(path)}, environ)
     assert "SMH_LIBRARIES_FILE" in str(caught.value)
     assert message in str(caught.value)
 
 
 def test_missing_libraries_file_names_the_setting(tmp_path):
-    with pytest.raises(settings.ConfigError, match="SMH_LIBRARIES_FILE: cannot read"):
+    with pytest.raises(config.ConfigError, match="SMH_LIBRARIES_FILE: cannot read"):
         libraries_from({"SMH_LIBRARIES_FILE": str(tmp_path / "absent.toml")})
 
 
@@ -119,37 +121,43 @@ def test_missing_libraries_file_names_the_setting(tmp_path):
         ({"SMH_LIBRARY_ID": "x"}, "needs exactly one of a secret"),
     ],
 )
-def test_bad_environment_stops_start_up_with_a_message(monkeypatch, tmp_path, environ, message):
+def test_bad_environment_stops_start_up_with_a_message(
+    settings, make_app, monkeypatch, tmp_path, environ, message
+):
+    settings.clear()  # the environment alone configures this start
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as caught:
-        create_app({"FLASK_SECRET_KEY": "k"})
+        make_app(FLASK_SECRET_KEY="k")
     assert message in str(caught.value)
     assert str(caught.value).startswith("Configuration error:")
 
 
-def test_environment_then_overrides(monkeypatch, tmp_path):
+def test_environment_then_overrides(make_app, monkeypatch):
     monkeypatch.setenv("SMH_CACHE_SECONDS", "9")
     monkeypatch.setenv("SMH_POLL_SECONDS", "4")
-    app = create_app(
-        {"SMH_POLL_SECONDS": 7, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    )
+    app = make_app(SMH_POLL_SECONDS=7)
     assert app.config["SMH_CACHE_SECONDS"] == 9
     assert app.config["SMH_POLL_SECONDS"] == 7
-    app.extensions["store"].dispose()
 
 
-def test_secret_key_is_kept_in_the_instance_folder(tmp_path):
-    overrides = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    first = create_app(overrides)
-    second = create_app(overrides)
+def test_secret_key_is_kept_in_the_instance_folder(settings, make_app, tmp_path, monkeypatch):
+    # Flask asks auto_find_instance_path for the folder when none is given: here, one of the
+    # test's own, so that the test never writes into the checkout.
+    instance = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(instance))
+    settings.pop("FLASK_SECRET_KEY")
+    first = make_app()
+    second = make_app()
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
     assert len(first.config["SECRET_KEY"]) == 64
-    for app in (first, second):
-        app.extensions["store"].dispose()
+    assert first.instance_path == str(instance)
+    key = instance / "secret_key"
+    assert key.read_text() == first.config["SECRET_KEY"]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
 def test_cache_settings_pass_through_and_library_lists_stay_in_code():
     environ = {"CACHE_KEY_PREFIX": "smh-", "SMH_LIBRARIES": "[oops]", "HOME": "/root"}
-    assert settings.from_environ(environ) == {"CACHE_KEY_PREFIX": "smh-"}
+    assert config.from_environ(environ) == {"CACHE_KEY_PREFIX": "smh-"}

@@ -11,9 +11,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from app import create_app
-from smh_dashboard import formats, i18n, registry
-from smh_dashboard.live import coordination
+from smh_dashboard import formats, i18n
 from smh_dashboard.storage import tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,19 +330,11 @@ def english_words(response):
 
 
 @pytest.fixture
-def webhook_app(settings, clock):
+def webhook_app(make_app):
     """The app with a webhook on loopback that nobody answers (deliveries keep retrying)."""
-    app = create_app(
-        settings
-        | {
-            "SMH_WEBHOOK_URL": "http://127.0.0.1:9/hook?key=k",
-            "SMH_DASHBOARD_URL": "https://smh.example.com",
-        }
+    return make_app(
+        SMH_WEBHOOK_URL="http://127.0.0.1:9/hook?key=k", SMH_DASHBOARD_URL="https://smh.example.com"
     )
-    yield app
-    registry.close_app(app)
-    coordination.close_app(app)
-    app.extensions["store"].dispose()
 
 
 def test_chinese_pages_have_no_english_left(webhook_app, sim, clock, next_window):

@@ -4,8 +4,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
-from app import create_app
-from smh_dashboard import instruments, registry
+from smh_dashboard import instruments
 from smh_dashboard.smh.client import SMHClient
 from smh_dashboard.storage import tasks
 
@@ -173,18 +172,13 @@ def test_open_metrics_need_no_sign_in_even_where_pages_do(users_file, open_metri
         ("yes", "METRICS must be off or signed-in or open, not 'yes'"),
     ],
 )
-def test_a_metrics_setting_that_cannot_work_stops_start_up(settings, metrics, message):
-    settings["METRICS"] = metrics
+def test_a_metrics_setting_that_cannot_work_stops_start_up(make_app, metrics, message):
     with pytest.raises(SystemExit) as stopped:
-        create_app(settings)
+        make_app(METRICS=metrics)
     assert message in str(stopped.value)
 
 
-def test_metrics_come_from_the_environment(settings, monkeypatch):
+def test_metrics_come_from_the_environment(make_app, monkeypatch):
     monkeypatch.setenv("METRICS", "open")
-    app = create_app(settings)
-    try:
-        assert app.test_client().get("/metrics").status_code == 200
-    finally:
-        registry.close_app(app)
-        app.extensions["store"].dispose()
+    app = make_app()
+    assert app.test_client().get("/metrics").status_code == 200

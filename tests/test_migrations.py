@@ -68,6 +68,10 @@ LEGACY_ROWS = [
 ]
 
 
+# On PostgreSQL too, each from an empty database: the migrations are what is under test.
+pytestmark = [pytest.mark.backends, pytest.mark.empty_database]
+
+
 def revisions(url):
     engine = create_engine(url)
     try:
@@ -152,8 +156,6 @@ print(upgrade.before, upgrade.after)
 """
 
 
-@pytest.mark.backends
-@pytest.mark.empty_database
 def test_processes_starting_at_once_upgrade_a_new_database_once(database_url):
     url = database_url
     with ExitStack() as stack:
@@ -187,8 +189,8 @@ def test_processes_starting_at_once_upgrade_a_new_database_once(database_url):
     assert revisions(database.open_engine(url).url) == [head]
 
 
-def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+def test_threads_starting_at_once_upgrade_a_new_database_once(database_url):
+    url = database_url
     barrier = threading.Barrier(4)
     outcomes, errors = [], []
 
@@ -215,8 +217,8 @@ def test_threads_starting_at_once_upgrade_a_new_database_once(tmp_path):
     assert revisions(url) == [head]
 
 
-def test_later_revisions_add_their_tables_keeping_tasks(tmp_path):
-    url = f"sqlite:///{tmp_path / 'at-0001.sqlite3'}"
+def test_later_revisions_add_their_tables_keeping_tasks(database_url):
+    url = database_url
     engine = database.open_engine(url)
     config = Config()
     config.set_main_option("script_location", database.MIGRATIONS)

@@ -1,15 +1,21 @@
 import base64
 import hashlib
 import hmac
+import json
 import logging
+import subprocess
+import sys
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from app import create_app
+from smh_dashboard import registry
 from smh_dashboard.live import poller
 from smh_dashboard.storage import outbox, tasks
 
+PROJECT = Path(__file__).resolve().parent.parent
 KEY = "robot-key-5f1e0c7a"
 DASHBOARD = "https://smh.example.com/dash"
 
@@ -35,6 +41,7 @@ def deliveries(app, task_id):
         return outbox.list_deliveries("lib1", task_id)
 
 
+@pytest.mark.backends
 def test_a_task_ending_with_no_page_open_is_told_once(runner, app, sim, clock, receiver):
     task = sim.add_task("lib1", run_seconds=5, delete_count=321)
     runner.invoke(args=["track", "lib1", str(task), "--label", "Spring cleanup"])
@@ -68,6 +75,7 @@ def test_a_task_ending_with_no_page_open_is_told_once(runner, app, sim, clock, r
     assert KEY not in first.output
 
 
+@pytest.mark.backends
 def test_failing_twice_then_succeeding_is_delivered_once(runner, app, sim, clock, receiver, client):
     receiver.plan = [500, 503]
     task = sim.add_task("lib1", run_seconds=5, outcome="failed")
@@ -135,6 +143,7 @@ def test_a_task_that_a_page_saw_end_is_told_by_the_web_app(client, app, sim, clo
     assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "done")]
 
 
+@pytest.mark.backends
 def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
     runner, app, sim, clock, receiver
 ):
@@ -143,7 +152,7 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
     clock.advance(10)
     with app.app_context():
         # A refresh records the end, then a process claims its message and dies unsent.
-        poller.refresh_library(app.extensions["libraries"]["lib1"].library)
+        poller.refresh_library(registry.get_library("lib1"))
         [held] = outbox.claim_deliveries(clock(), clock() + 15, 1)
     held_on = runner.invoke(args=["refresh"])
     clock.advance(16)
@@ -166,10 +175,8 @@ def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
 
 
 @pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk", "slack"])
-def test_each_chat_gets_its_own_message_format(
-    runner, settings, webhook_format, sim, clock, receiver
-):
-    app = create_app(settings | {"SMH_WEBHOOK_FORMAT": webhook_format})
+def test_each_chat_gets_its_own_message_format(make_app, webhook_format, sim, clock, receiver):
+    app = make_app(SMH_WEBHOOK_FORMAT=webhook_format)
     runner = app.test_cli_runner()
     task = sim.add_task("lib1", run_seconds=5, delete_count=1834)
     runner.invoke(args=["track", "lib1", str(task), "--label", "Old shots"])
@@ -197,12 +204,11 @@ def test_each_chat_gets_its_own_message_format(
         assert block["type"] == "section" and block["text"]["type"] == "mrkdwn"
         assert f"*SMH task <{url}|{task}> in Marketing assets: Done*" in block["text"]["text"]
         assert "Versions deleted: 1,834" in block["text"]["text"]
-    app.extensions["store"].dispose()
 
 
-def test_dingtalk_requests_are_signed(settings, receiver, sim, clock):
+def test_dingtalk_requests_are_signed(make_app, receiver):
     secret = "SECa1b2c3d4e5f6"
-    app = create_app(settings | {"SMH_WEBHOOK_FORMAT": "dingtalk", "SMH_WEBHOOK_SECRET": secret})
+    app = make_app(SMH_WEBHOOK_FORMAT="dingtalk", SMH_WEBHOOK_SECRET=secret)
     result = app.test_cli_runner().invoke(args=["notify-test", "lib1"])
 
     assert result.exit_code == 0, result.output
@@ -214,7 +220,6 @@ def test_dingtalk_requests_are_signed(settings, receiver, sim, clock):
     assert base64.b64decode(received.query["sign"][0]) == expected.digest()
     assert received.query["key"] == [KEY]
     assert received.body["markdown"]["title"].startswith("Test message")
-    app.extensions["store"].dispose()
 
 
 def test_notify_test_says_how_it_went_without_the_url(runner, receiver):
@@ -232,11 +237,9 @@ def test_notify_test_says_how_it_went_without_the_url(runner, receiver):
     assert all(KEY not in r.output for r in (failed, ok, unknown))
 
 
-def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(
-    runner, settings, sim, clock, caplog
-):
+def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(make_app, sim, clock, caplog):
     caplog.set_level(logging.DEBUG)
-    app = create_app(settings | {"SMH_WEBHOOK_URL": f"http://127.0.0.1:9/hook?key={KEY}"})
+    app = make_app(SMH_WEBHOOK_URL=f"http://127.0.0.1:9/hook?key={KEY}")
     task = sim.add_task("lib1", run_seconds=5)
     runner = app.test_cli_runner()
     runner.invoke(args=["track", "lib1", str(task)])
@@ -249,12 +252,12 @@ def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(
     assert "Failed: could not connect" in page
     assert KEY not in result.output + page + caplog.text
     assert "127.0.0.1:9" not in page
-    app.extensions["store"].dispose()
 
 
-def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock):
-    plain = {k: v for k, v in settings.items() if not k.startswith("SMH_WEBHOOK_")}
-    app = create_app(plain)
+def test_a_library_without_a_webhook_queues_nothing(settings, make_app, sim, clock):
+    for name in [k for k in settings if k.startswith("SMH_WEBHOOK_")]:
+        del settings[name]
+    app = make_app()
     task = sim.add_task("lib1", run_seconds=5)
     runner = app.test_cli_runner()
     runner.invoke(args=["track", "lib1", str(task)])
@@ -265,8 +268,7 @@ def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock
     with app.app_context():
         assert outbox.list_deliveries("lib1", task) == []
     assert "No webhook is configured for Marketing assets" in page
-    assert "Done" in page
-    app.extensions["store"].dispose()
+    assert 'data-state="done"' in page
 
 
 @pytest.mark.parametrize(
@@ -282,15 +284,15 @@ def test_a_library_without_a_webhook_queues_nothing(runner, settings, sim, clock
         ({"SMH_WEBHOOK_RETRY_SECONDS": "soon"}, "SMH_WEBHOOK_RETRY_SECONDS must be a number"),
     ],
 )
-def test_bad_webhook_settings_stop_start_up_naming_them(settings, change, message):
+def test_bad_webhook_settings_stop_start_up_naming_them(make_app, change, message):
     with pytest.raises(SystemExit) as stopped:
-        create_app(settings | change)
+        make_app(**change)
     assert message in str(stopped.value)
     assert KEY not in str(stopped.value)
 
 
 def test_a_libraries_file_names_the_library_whose_webhook_is_wrong(
-    settings, tmp_path, monkeypatch, secret
+    settings, make_app, tmp_path, monkeypatch, secret
 ):
     monkeypatch.setenv("LIB1_SECRET", secret)
     path = tmp_path / "libraries.toml"
@@ -298,22 +300,26 @@ def test_a_libraries_file_names_the_library_whose_webhook_is_wrong(
         '[[library]]\nid = "lib1"\nsecret_env = "LIB1_SECRET"\n'
         'webhook_url_env = "LIB1_HOOK"\nwebhook_format = "slack"\n'
     )
-    single = {k: v for k, v in settings.items() if not k.startswith(("SMH_WEBHOOK_", "SMH_LIB"))}
+    for name in [k for k in settings if k.startswith(("SMH_WEBHOOK_", "SMH_LIB"))]:
+        del settings[name]
     with pytest.raises(SystemExit) as unset:
-        create_app(single | {"SMH_LIBRARIES_FILE": str(path)})
+        make_app(SMH_LIBRARIES_FILE=str(path))
     monkeypatch.setenv("LIB1_HOOK", f"https://hooks.slack.com/services/T0/B0/{KEY}")
-    app = create_app(single | {"SMH_LIBRARIES_FILE": str(path)})
+    app = make_app(SMH_LIBRARIES_FILE=str(path))
 
     assert "SMH_LIBRARIES_FILE" in str(unset.value) and "library #1" in str(unset.value)
     assert "webhook_url_env names 'LIB1_HOOK', which is not set" in str(unset.value)
-    webhook = app.extensions["libraries"]["lib1"].library.webhook
-    assert (webhook.masked, webhook.format.value) == ("https://hooks.slack.com/…", "slack")
-    assert KEY not in repr(app.extensions["libraries"]["lib1"].library)
-    app.extensions["store"].dispose()
+    with app.app_context():
+        library = registry.get_library("lib1")
+    assert (library.webhook.masked, library.webhook.format.value) == (
+        "https://hooks.slack.com/…",
+        "slack",
+    )
+    assert KEY not in repr(library)
 
 
-def test_pages_alone_get_the_message_sent_from_a_background_thread(settings, sim, clock, receiver):
-    app = create_app(settings | {"SMH_REFRESH_IN_BACKGROUND": True})
+def test_pages_alone_get_the_message_sent_from_a_background_thread(make_app, sim, clock, receiver):
+    app = make_app(SMH_REFRESH_IN_BACKGROUND=True)
     client = app.test_client()
     task = sim.add_task("lib1", run_seconds=5)
     with app.app_context():
@@ -330,4 +336,65 @@ def test_pages_alone_get_the_message_sent_from_a_background_thread(settings, sim
     assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "done")]
     page = client.get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
     assert "Delivered" in page
-    app.extensions["store"].dispose()
+
+
+# Each process builds the dashboard from the same settings, waits for the go, then delivers
+# until nothing is due. The app's clock is set to the test's, since the outbox rows carry it.
+DELIVERER = """
+import json, sys
+from app import create_app
+from smh_dashboard import clock
+from smh_dashboard.notify import delivery
+app = create_app(json.loads(sys.argv[1]))
+clock.now = lambda: float(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+sent = []
+with app.app_context():
+    while outcomes := delivery.deliver_due():
+        sent += [o.delivery.task_id for o in outcomes if o.error is None]
+print(json.dumps(sent), flush=True)
+"""
+
+
+@pytest.mark.backends
+def test_two_processes_delivering_at_once_tell_each_end_once(settings, app, sim, clock, receiver):
+    ids = sim.add_tasks("lib1", 30, run_seconds=5)
+    with app.app_context():
+        tasks.track_tasks("lib1", ids, None, clock())
+        clock.advance(10)
+        poller.refresh_library(registry.get_library("lib1"))
+        queued = [d for task in ids for d in outbox.list_deliveries("lib1", task)]
+    assert [d.outcome.value for d in queued] == ["waiting"] * len(ids)
+
+    command = [sys.executable, "-W", "error", "-c", DELIVERER, json.dumps(settings), str(clock())]
+    with ExitStack() as stack:
+        deliverers = [
+            stack.enter_context(
+                subprocess.Popen(
+                    command,
+                    cwd=PROJECT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            for _ in range(2)
+        ]
+        # A barrier across processes: both have started before either claims anything.
+        for deliverer in deliverers:
+            assert deliverer.stdout.readline() == "ready\n", deliverer.communicate()[1]
+        for deliverer in deliverers:
+            deliverer.stdin.write("go\n")
+            deliverer.stdin.flush()
+        finished = [deliverer.communicate(timeout=60) for deliverer in deliverers]
+
+    for deliverer, (_, err) in zip(deliverers, finished, strict=True):
+        assert deliverer.returncode == 0, err
+    first, second = (json.loads(out) for out, _ in finished)
+    assert sorted(first + second) == sorted(ids)  # every row sent, by one process only
+    assert sorted(body["taskId"] for body in receiver.successes()) == sorted(ids)
+    with app.app_context():
+        delivered = [d for task in ids for d in outbox.list_deliveries("lib1", task)]
+    assert [(d.outcome.value, d.attempts) for d in delivered] == [("delivered", 1)] * len(ids)

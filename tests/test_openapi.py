@@ -6,7 +6,6 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from werkzeug.security import generate_password_hash
 
-from app import create_app
 from smh_dashboard.web import auth
 
 OPERATOR = ("ana", "ana-s3cret")
@@ -72,9 +71,8 @@ def test_generated_calls_answer_2xx_or_a_json_4xx(api_schema, clock, mode):
         assert 200 in statuses
 
 
-def test_without_users_the_description_asks_for_no_sign_in(settings):
-    app = create_app(settings | {"SMH_USERS_FILE": None})
+def test_without_users_the_description_asks_for_no_sign_in(make_app):
+    app = make_app(SMH_USERS_FILE=None)
     document = app.test_client().get("/api/openapi.json").get_json()
     assert "security" not in document
     assert "securitySchemes" not in document["components"]
-    app.extensions["store"].dispose()

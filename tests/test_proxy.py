@@ -2,6 +2,7 @@ import json
 import urllib.request
 
 import pytest
+from markup import badge_text
 
 from smh_dashboard.storage import tasks
 
@@ -61,7 +62,7 @@ def test_proxy_fetch_also_refreshes_tracked_tasks(client, app, sim, clock):
     page = client.get("/libraries/lib1").get_data(as_text=True)
 
     assert sim.task_queries == [[asked, tracked]]
-    assert "Done" in page
+    assert badge_text(page, tracked) == "Done"
     with app.app_context():
         assert tasks.get_task("lib1", tracked).state == "done"
 
@@ -113,14 +114,12 @@ def test_proxy_refuses_other_methods_in_smh_style(client):
     ],
 )
 def test_upstream_failures_map_to_gateway_errors_or_pass_through(
-    settings, sim, clock, fault, status, code
+    settings, make_app, sim, clock, fault, status, code
 ):
-    from app import create_app
-
     if fault["kind"] == "latency":
         # Short enough to fire against the 3s fault, wide against every answer that should come.
         settings["SMH_TIMEOUT"] = 1
-    app = create_app(settings)
+    app = make_app()
     client = app.test_client()
     task_id = sim.add_task("lib1")
     client.get(f"/api/v1/task/lib1/{task_id}")  # mint the token first
@@ -138,7 +137,6 @@ def test_upstream_failures_map_to_gateway_errors_or_pass_through(
     again = client.get(f"/api/v1/task/lib1/{task_id}")
     assert again.status_code == status
     assert sim.calls["task.query"] == calls
-    app.extensions["store"].dispose()
 
 
 def test_finished_tracked_tasks_are_answered_from_the_store(client, app, sim, clock, next_window):

@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from markup import badge_text
 
 from smh_dashboard.live import poller
 from smh_dashboard.storage import tasks
@@ -56,7 +57,7 @@ def test_a_page_answers_from_the_store_while_smh_is_slow(client, app, sim, clock
     assert refreshing(app), "the page came back only after SMH answered"
     wait_for_refresh(app)
     assert state(app, task_id) == "running"
-    assert "Running" in client.get("/libraries/lib1").get_data(as_text=True)
+    assert badge_text(client.get("/libraries/lib1").get_data(as_text=True), task_id) == "Running"
 
 
 def test_a_page_says_when_smh_keeps_it_waiting(client, app, sim, clock):
@@ -175,6 +176,11 @@ def test_concurrent_callers_of_untracked_ids_share_one_call(app, sim, clock):
 
     statuses = sorted(r.status_code for r in answers.values())
     assert set(statuses) <= {200, 429}
+    # The one call went through for someone: callers are not all turned away.
+    answered = {i: r.get_json() for i, r in answers.items() if r.status_code == 200}
+    assert answered, "every caller was refused"
+    for task_id, answer in answered.items():
+        assert [item["taskId"] for item in answer] == [task_id]
     assert sim.calls["task.query"] == 1
 
 

@@ -8,6 +8,8 @@ import pytest
 from smh_dashboard.storage import tasks
 from smh_dashboard.web import exports
 
+pytestmark = pytest.mark.backends
+
 
 def track(app, clock, *task_ids, label=None):
     with app.app_context():

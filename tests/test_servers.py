@@ -14,8 +14,6 @@ import redis
 from sqlalchemy import create_engine, text
 from werkzeug.security import generate_password_hash
 
-from app import create_app
-from smh_dashboard import registry
 from smh_dashboard.live import coordination
 from smh_dashboard.storage import tasks
 from smh_dashboard.web import auth
@@ -61,35 +59,16 @@ class RedisServer:
 
 
 @pytest.fixture
-def own_redis():
+def own_redis(unavailable):
     """Start a Redis server of this test's own (redis-server must be installed)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+        unavailable("redis-server is not installed")
     server = RedisServer(binary)
     server.start()
     yield server
     if server.process.poll() is None:
         server.stop()
-
-
-@pytest.fixture
-def make_app(settings, app):
-    """Return a function that builds another process's dashboard on the same servers."""
-    made = []
-
-    def make(**changes):
-        other = create_app(settings | changes)
-        made.append(other)
-        return other
-
-    yield make
-    for other in made:
-        registry.close_app(other)
-        coordination.close_app(other)
-        other.extensions["store"].dispose()
 
 
 def test_healthz_answers_ok_while_everything_is_up(client):
@@ -152,13 +131,11 @@ def test_redis_going_away_leaves_pages_up_and_says_so(own_redis, make_app, sim):
 
 
 def test_the_database_going_away_is_a_503_naming_it_then_pages_return(
-    backend, settings, app, client
+    backend, settings, app, engine, client
 ):
     assert client.get("/libraries/lib1").status_code == 200
-    name = app.extensions["store"].url.database
-    admin = create_engine(
-        app.extensions["store"].url.set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
+    name = engine.url.database
+    admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"))
         conn.execute(
@@ -242,10 +219,10 @@ def test_a_lease_taken_over_after_expiring_is_not_released_by_its_old_holder(red
     second.release()
 
 
-def test_a_database_out_of_reach_at_start_stops_with_one_line_and_no_password(settings):
+def test_a_database_out_of_reach_at_start_stops_with_one_line_and_no_password(make_app):
     closed = f"postgresql://dash:very-secret-pw@127.0.0.1:{free_port()}/dashboard"
     with pytest.raises(SystemExit) as stopped:
-        create_app(settings | {"DATABASE_URL": closed})
+        make_app(DATABASE_URL=closed)
     message = str(stopped.value)
     assert message.startswith("Database error: cannot open postgresql+psycopg://dash:***@127.0.0.1")
     assert "very-secret-pw" not in message

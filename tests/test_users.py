@@ -7,8 +7,7 @@ import sys
 import pytest
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app import create_app
-from smh_dashboard import settings
+from smh_dashboard import settings as config
 from smh_dashboard.domain import users
 
 HASH = generate_password_hash("pw", "pbkdf2:sha256:1000")
@@ -58,7 +57,7 @@ libraries = ["lib2"]
     ],
 )
 def test_a_bad_user_stops_start_up_naming_the_file_and_entry(tmp_path, entries, message):
-    with pytest.raises(settings.ConfigError) as caught:
+    with pytest.raises(config.ConfigError) as caught:
         load(tmp_path, f"[[user]]\n{entries}\n")
     assert f"SMH_USERS_FILE {tmp_path / 'users.toml'}, user #1" in str(caught.value)
     assert message in str(caught.value)
@@ -67,7 +66,7 @@ def test_a_bad_user_stops_start_up_naming_the_file_and_entry(tmp_path, entries, 
 
 def test_a_duplicate_name_stops_start_up(tmp_path):
     entry = f'[[user]]\nname = "ana"\nrole = "viewer"\npassword_hash = "{HASH}"\n'
-    with pytest.raises(settings.ConfigError, match="user #2: user 'ana' is listed twice"):
+    with pytest.raises(config.ConfigError, match="user #2: user 'ana' is listed twice"):
         load(tmp_path, entry + entry)
 
 
@@ -76,7 +75,7 @@ def test_a_duplicate_name_stops_start_up(tmp_path):
     [("[[user]\n", "is not valid TOML"), ('title = "x"\n', "lists no [[user]]")],
 )
 def test_an_unreadable_users_file_names_the_setting(tmp_path, toml, message):
-    with pytest.raises(settings.ConfigError, match="SMH_USERS_FILE") as caught:
+    with pytest.raises(config.ConfigError, match="SMH_USERS_FILE") as caught:
         load(tmp_path, toml)
     assert message in str(caught.value)
 
@@ -98,21 +97,23 @@ def test_an_unreadable_users_file_names_the_setting(tmp_path, toml, message):
         ),
     ],
 )
-def test_bad_sign_in_settings_stop_start_up(monkeypatch, tmp_path, environ, message):
+def test_bad_sign_in_settings_stop_start_up(
+    settings, make_app, monkeypatch, tmp_path, environ, message
+):
+    settings.clear()  # the environment alone configures this start
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as caught:
-        create_app({"FLASK_SECRET_KEY": "k"})
+        make_app(FLASK_SECRET_KEY="k")
     assert str(caught.value).startswith("Configuration error:")
     assert message in str(caught.value)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("0", False)])
-def test_read_only_is_a_flag(tmp_path, raw, expected):
-    app = create_app({"SMH_READ_ONLY": raw, "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"})
+def test_read_only_is_a_flag(make_app, raw, expected):
+    app = make_app(SMH_READ_ONLY=raw)
     assert app.config["SMH_READ_ONLY"] is expected
-    app.extensions["store"].dispose()
 
 
 def test_hash_password_reads_standard_input_and_prints_only_the_hash(runner):
