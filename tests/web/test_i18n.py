@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from smh_dashboard import formats, i18n
 from smh_dashboard.storage import tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}

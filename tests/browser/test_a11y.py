@@ -21,7 +21,7 @@ from test_browser import (
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
+AXE = Path(__file__).parents[1] / "vendor" / "axe-core-4.14.1.min.js"
 ROWS = "/libraries/lib1/rows"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

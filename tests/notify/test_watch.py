@@ -12,7 +12,7 @@ import pytest
 
 from smh_dashboard.storage import outbox, tasks
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 KEY = "robot-key-5f1e0c7a"
 # How long to wait for something a watcher does within a second or two; only a bound, so that a
 # broken watcher fails the test instead of hanging it.

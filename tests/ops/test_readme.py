@@ -14,7 +14,7 @@ from pathlib import Path
 
 from smh_dashboard import settings as config
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 README = (PROJECT / "README.md").read_text()
 # Read by gunicorn.conf.py, which the settings table documents too.
 GUNICORN = (PROJECT / "gunicorn.conf.py").read_text()

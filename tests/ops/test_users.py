@@ -141,7 +141,7 @@ def test_hash_password_on_a_terminal_asks_twice_without_echo(tmp_path):
         stdin=secondary,
         stdout=secondary,
         stderr=secondary,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         env=environ,
     )
     os.close(secondary)

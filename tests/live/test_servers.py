@@ -20,7 +20,7 @@ from smh_dashboard.web import auth
 
 pytestmark = pytest.mark.servers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def free_port():

@@ -15,7 +15,7 @@ from smh_dashboard import registry
 from smh_dashboard.live import poller
 from smh_dashboard.storage import outbox, tasks
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 KEY = "robot-key-5f1e0c7a"
 DASHBOARD = "https://smh.example.com/dash"
 

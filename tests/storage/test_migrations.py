@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from smh_dashboard.storage import database, listings, schema, tasks
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 # The tasks table exactly as the dashboard created it with create_all before it had migrations.
 legacy = MetaData()

@@ -15,7 +15,7 @@ from smh_dashboard.storage import tasks
 
 pytestmark = pytest.mark.servers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSTANCES = 2
 WORKERS = 2
 CLIENTS = 16
