@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from smh_dashboard.domain import states
 from smh_dashboard.domain.tasks import Task
 from smh_dashboard.i18n import LazyString, gettext, lazy_gettext
-from smh_dashboard.smh.answers import state_for_code
+from smh_dashboard.smh.codes import state_for_code
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,26 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from smh_dashboard import commands, formats, i18n, logs, registry, settings
-from smh_dashboard.domain import libraries, users
+from smh_dashboard.domain import users
+from smh_dashboard.domain.libraries import load_libraries
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.storage import database, listings
-from smh_dashboard.web import api, auth, errors, metrics, openapi, pages, security
+from smh_dashboard.web import (
+    activity,
+    api,
+    auth,
+    downloads,
+    errors,
+    health,
+    history,
+    libraries,
+    metrics,
+    openapi,
+    pages,
+    security,
+    tasks,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +48,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     app.config.update(overrides or {})
     try:
         settings.check_settings(app.config)
-        configured = libraries.load_libraries(app.config)
+        configured = load_libraries(app.config)
         people = users.load_users(app.config, [library.id for library in configured])
     except settings.ConfigError as error:
         raise SystemExit(f"Configuration error: {error}") from None
@@ -61,6 +76,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # After sign-in: a request refused there starts no delivery.
     notify.init_app(app)
     pages.init_app(app)
+    for page in (libraries, tasks, history, activity, downloads, health):
+        app.register_blueprint(page.bp)
     security.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)
     app.register_blueprint(api.bp)

@@ -14,6 +14,8 @@ from smh_dashboard.smh import codes
 MAX_TASK_ID = codes.INT64_MAX
 MAX_IDS_AT_ONCE = codes.MAX_IDS_PER_CALL
 MAX_LABEL_LENGTH = 200
+# A media library id, in URLs, settings and every table keyed by library.
+MAX_LIBRARY_ID_LENGTH = 64
 # A search matches an id or part of a label, so nothing longer than a label can match.
 MAX_SEARCH_LENGTH = MAX_LABEL_LENGTH
 # How much of a refused list of task ids a page shows back: a hundred of the longest ids with

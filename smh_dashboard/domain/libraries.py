@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from urllib.parse import urlsplit
 
+from smh_dashboard.domain import inputs
+from smh_dashboard.domain.webhooks import Webhook, WebhookFormat
 from smh_dashboard.settings import ConfigError, read_tables
 
-MAX_LIBRARY_ID_LENGTH = 64
-LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_LIBRARY_ID_LENGTH - 1}}}$")
+LIBRARY_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{inputs.MAX_LIBRARY_ID_LENGTH - 1}}}$")
 LIBRARY_KEYS = {"id", "name", "secret", "secret_env", "token", "token_env", "user_id", "base_url"}
 WEBHOOK_KEYS = {
     "webhook_url",
@@ -28,41 +27,6 @@ SINGLE_WEBHOOK_SETTINGS = {
     "webhook_format": "SMH_WEBHOOK_FORMAT",
     "webhook_secret": "SMH_WEBHOOK_SECRET",
 }
-
-
-class WebhookFormat(Enum):
-    """The body a webhook expects: plain JSON, or a chat robot's own markdown message."""
-
-    JSON = "json"
-    WECOM = "wecom"
-    DINGTALK = "dingtalk"
-    SLACK = "slack"
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """Where a library's task ends are posted; the URL and secret carry keys, so never shown."""
-
-    url: str = field(repr=False)
-    format: WebhookFormat
-    # DingTalk's signing secret ("SEC…"), when its robot has signing switched on.
-    secret: str | None = field(default=None, repr=False)
-
-    @property
-    def masked(self) -> str:
-        """Return the URL as it may be shown: scheme and host, the rest hidden."""
-        return mask_url(self.url)
-
-    @property
-    def key(self) -> str:
-        """Return a short digest that tells this webhook from another without revealing it."""
-        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
-
-
-def mask_url(url: str) -> str:
-    """Return a URL's scheme and host followed by an ellipsis: the path and query carry keys."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}/…"
 
 
 @dataclass(frozen=True)
@@ -132,7 +96,7 @@ def _library(
     if not isinstance(library_id, str) or not LIBRARY_ID.match(library_id):
         raise ConfigError(
             f"{where}: library id {library_id!r} must be letters, digits, '-' or '_' "
-            f"(max {MAX_LIBRARY_ID_LENGTH})"
+            f"(max {inputs.MAX_LIBRARY_ID_LENGTH})"
         )
     secret = _credential(where, entry, "secret", environ)
     token = _credential(where, entry, "token", environ)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smh_dashboard.smh.answers import (
+from smh_dashboard.smh.codes import (
     DONE,
     DONE_EMPTY,
     FAILED,

@@ -22,7 +22,8 @@ import requests
 from flask import Flask, current_app
 
 from smh_dashboard import background, clock, registry
-from smh_dashboard.domain.libraries import Library, Webhook, WebhookFormat
+from smh_dashboard.domain.libraries import Library
+from smh_dashboard.domain.webhooks import Webhook, WebhookFormat
 from smh_dashboard.notify import messages
 from smh_dashboard.notify.messages import Message
 from smh_dashboard.smh import redact

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 from smh_dashboard import badges, formats
-from smh_dashboard.domain.libraries import WebhookFormat
+from smh_dashboard.domain.webhooks import WebhookFormat
 
 
 @dataclass(frozen=True)

@@ -16,30 +16,6 @@ from datetime import UTC, datetime
 from smh_dashboard.smh import codes
 from smh_dashboard.smh.redact import redact
 
-# The states SMH's answers tell; the dashboard adds its own two (see domain/states.py).
-RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
-    "running",
-    "done",
-    "done_empty",
-    "failed",
-    "unknown",
-    "missing",
-)
-STATE_BY_CODE = {
-    codes.TASK_RUNNING: RUNNING,
-    codes.TASK_DONE: DONE,
-    codes.TASK_DONE_EMPTY: DONE_EMPTY,
-    codes.TASK_FAILED: FAILED,
-}
-# SMH will not change its answer for a task in one of these.
-FINISHED = (DONE, DONE_EMPTY, FAILED)
-
-
-def state_for_code(code: int) -> str:
-    """Return the state an SMH status code stands for (UNKNOWN for one SMH does not document)."""
-    return STATE_BY_CODE.get(code, UNKNOWN)
-
-
 # SMH's answers nest four levels deep. The depth is checked before decoding, so that no answer
 # can make the decoder recurse without bound.
 MAX_JSON_DEPTH = 64
@@ -117,9 +93,9 @@ class ResultEntry:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """What SMH said about one task, or that it said nothing usable (state MISSING).
+    """What SMH said about one task, or that it said nothing usable (state codes.MISSING).
 
-    A MISSING status has a `refusal` when SMH refused the id alone or sent an unreadable item
+    A codes.MISSING status has a `refusal` when SMH refused the id alone or sent an unreadable item
     for it, and none when SMH simply left the task out.
     """
 
@@ -134,7 +110,7 @@ class TaskStatus:
     @property
     def is_terminal(self) -> bool:
         """Tell whether SMH will not change its answer for this task any more."""
-        return self.state in FINISHED
+        return self.state in codes.FINISHED
 
 
 @dataclass(frozen=True)
@@ -177,7 +153,7 @@ def parse_task_item(item: object) -> TaskStatus:
     counts = [e.delete_count for e in entries if e.delete_count is not None]
     return TaskStatus(
         task_id=task_id,
-        state=state_for_code(code),
+        state=codes.state_for_code(code),
         code=code,
         results=entries,
         delete_count=sum(counts) if counts else None,
@@ -194,7 +170,7 @@ def task_id_in(item: object) -> int | None:
 def statuses_in(answer: object, ids: list[int]) -> dict[int, TaskStatus]:
     """Return what SMH's task answer says about these ids; an unreadable item costs its own task.
 
-    Such a task is reported MISSING with the reason as its refusal, so that it keeps its last
+    Such a task is reported codes.MISSING with the reason as its refusal, so that it keeps its last
     known state. An item that names no task could be about any of them: the answer as a whole
     is then unreadable.
     """
@@ -210,7 +186,7 @@ def statuses_in(answer: object, ids: list[int]) -> dict[int, TaskStatus]:
             if task_id is None:
                 raise
             if task_id in wanted:
-                unreadable = TaskStatus(task_id, MISSING, refusal=error.message)
+                unreadable = TaskStatus(task_id, codes.MISSING, refusal=error.message)
                 found.setdefault(task_id, unreadable)
             continue
         if status.task_id in wanted:

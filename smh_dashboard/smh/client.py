@@ -19,7 +19,8 @@ import requests
 import urllib3
 
 from smh_dashboard.smh import answers, codes
-from smh_dashboard.smh.answers import MISSING, HistorySettings, SMHError, TaskStatus
+from smh_dashboard.smh.answers import HistorySettings, SMHError, TaskStatus
+from smh_dashboard.smh.codes import MISSING
 from smh_dashboard.smh.redact import guard_library_logs, redact
 
 log = logging.getLogger("smh")

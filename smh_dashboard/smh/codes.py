@@ -8,6 +8,30 @@ TASK_DONE = 200
 TASK_DONE_EMPTY = 204
 TASK_FAILED = 500
 
+# The states SMH's answers tell; the dashboard adds its own two (see domain/states.py).
+RUNNING, DONE, DONE_EMPTY, FAILED, UNKNOWN, MISSING = (
+    "running",
+    "done",
+    "done_empty",
+    "failed",
+    "unknown",
+    "missing",
+)
+STATE_BY_CODE = {
+    TASK_RUNNING: RUNNING,
+    TASK_DONE: DONE,
+    TASK_DONE_EMPTY: DONE_EMPTY,
+    TASK_FAILED: FAILED,
+}
+# SMH will not change its answer for a task in one of these.
+FINISHED = (DONE, DONE_EMPTY, FAILED)
+
+
+def state_for_code(code: int) -> str:
+    """Return the state an SMH status code stands for (UNKNOWN for one SMH does not document)."""
+    return STATE_BY_CODE.get(code, UNKNOWN)
+
+
 # Task ids and SMH's other numbers are 64-bit integers.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # SMH answers TooManyItems past this many ids in one task query.

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from smh_dashboard.domain import libraries
+from smh_dashboard.domain.webhooks import Webhook
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import outbox
 
@@ -65,7 +65,7 @@ class Delivery:
 def queue_end(
     conn: Connection,
     end: dict[str, Any],
-    webhook: libraries.Webhook,
+    webhook: Webhook,
     now: float,
 ) -> None:
     """Queue the message that a task ended, in `conn`'s transaction, unless it was queued before.

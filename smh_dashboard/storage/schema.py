@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from smh_dashboard.domain import inputs, libraries
+from smh_dashboard.domain import inputs
 
 # The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
 MAX_WHO_LENGTH = 200
@@ -27,7 +27,7 @@ def _library_id(*, primary_key: bool = False) -> Column[Any]:
     """Return the column naming the library a row belongs to (every table has one)."""
     return Column(
         "library_id",
-        String(libraries.MAX_LIBRARY_ID_LENGTH),
+        String(inputs.MAX_LIBRARY_ID_LENGTH),
         primary_key=primary_key,
         nullable=False,
     )
@@ -126,7 +126,7 @@ outbox = _numbered_table(
     *_task_state(),
     Column("label", String(inputs.MAX_LABEL_LENGTH)),
     Column("finished_at", Float, nullable=False),
-    # Which webhook (libraries.Webhook.key), where it goes as it may be shown, and its format.
+    # Which webhook (domain/webhooks.py: Webhook.key), where it goes, masked, and its format.
     Column("webhook", String(16), nullable=False),
     Column("destination", String(300), nullable=False),
     Column("format", String(16), nullable=False),

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from smh_dashboard.domain import libraries, lifecycle, states
+from smh_dashboard.domain import lifecycle, states
 from smh_dashboard.domain.tasks import Task
+from smh_dashboard.domain.webhooks import Webhook
 from smh_dashboard.smh.answers import TaskStatus
 from smh_dashboard.storage import database, outbox
 from smh_dashboard.storage.schema import MAX_WHO_LENGTH, library_versions, tasks, untracked
@@ -291,7 +292,7 @@ def record_statuses(
     statuses: Iterable[TaskStatus],
     now: float,
     grace_seconds: float,
-    webhook: libraries.Webhook | None,
+    webhook: Webhook | None,
 ) -> None:
     """Store SMH's answers for tasks still polled; one unlisted past grace becomes missing.
 

@@ -1,5 +1,5 @@
-"""The HTML pages: each concern's blueprint, the CSRF guard on their forms, and the words for
-task states that their templates read."""
+"""What every HTML page shares: the CSRF guard on its forms, the task id in its URLs, and the words
+for task states that its templates read (each concern's blueprint is its own module)."""
 
 from __future__ import annotations
 
@@ -8,34 +8,15 @@ from flask_wtf.csrf import CSRFProtect
 
 from smh_dashboard import badges
 from smh_dashboard.domain import inputs
-from smh_dashboard.web import (
-    activity,
-    downloads,
-    filters,
-    health,
-    history,
-    libraries,
-    tasks,
-)
+from smh_dashboard.web import filters
 
 csrf = CSRFProtect()
 
-BLUEPRINTS = (
-    libraries.bp,
-    tasks.bp,
-    history.bp,
-    activity.bp,
-    downloads.bp,
-    health.bp,
-)
-
 
 def init_app(app: Flask) -> None:
-    """Register the pages and the CSRF guard that protects their forms."""
+    """Bind the CSRF guard and the task id converter (before any page's rules), and the words."""
     csrf.init_app(app)
     app.url_map.converters["task_id"] = inputs.TaskIdConverter
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
     # How states are shown is the web side's vocabulary, defined once and read by templates.
     app.jinja_env.globals.update(
         badge=badges.badge,
