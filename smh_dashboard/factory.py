@@ -15,7 +15,7 @@ from smh_dashboard.domain import libraries, users
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.storage import database, listings
-from smh_dashboard.web import api, auth, errors, metrics, openapi, pages, security
+from smh_dashboard.web import api, auth, errors, hosts, metrics, openapi, pages, security
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # First, so that every line a start-up or a request logs has the format and the request id,
     # and polls are timed from before sign-in.
     logs.init_app(app)
+    # Next: a request to a name the dashboard does not answer to goes no further.
+    hosts.init_app(app)
     metrics.init_app(
         app, lambda: listings.count_states(library.id for library in registry.all_libraries())
     )
@@ -68,10 +70,19 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     errors.init_app(app)
     formats.init_app(app)
     commands.init_app(app, create_app)
-    if app.config["TRUSTED_PROXIES"]:
-        hops = app.config["TRUSTED_PROXIES"]
+    config = app.config
+    hops = config["TRUSTED_PROXIES"]
+    host_hops, prefix_hops = config["TRUSTED_PROXY_HOST_HOPS"], config["TRUSTED_PROXY_PREFIX_HOPS"]
+    if hops or host_hops or prefix_hops:
+        # Each header by its own count: many proxies set X-Forwarded-For but pass a client's
+        # own X-Forwarded-Host and -Prefix through untouched.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops
+            app.wsgi_app,
+            x_for=hops,
+            x_proto=hops,
+            x_host=host_hops,
+            x_port=host_hops,
+            x_prefix=prefix_hops,
         )
     return app
 
