@@ -15,6 +15,7 @@ from smh_dashboard.web import (
     health,
     history,
     libraries,
+    sign_out,
     tasks,
 )
 
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     activity.bp,
     downloads.bp,
     health.bp,
+    sign_out.bp,
 )
 
 
