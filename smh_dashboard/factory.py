@@ -24,11 +24,13 @@ from smh_dashboard.web import (
     errors,
     health,
     history,
+    hosts,
     libraries,
     metrics,
     openapi,
     pages,
     security,
+    sign_out,
     tasks,
 )
 
@@ -64,6 +66,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # First, so that every line a start-up or a request logs has the format and the request id,
     # and polls are timed from before sign-in.
     logs.init_app(app)
+    # Next: a request to a name the dashboard does not answer to goes no further.
+    hosts.init_app(app)
     metrics.init_app(
         app, lambda: listings.count_states(library.id for library in registry.all_libraries())
     )
@@ -76,7 +80,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     # After sign-in: a request refused there starts no delivery.
     notify.init_app(app)
     pages.init_app(app)
-    for page in (libraries, tasks, history, activity, downloads, health):
+    for page in (libraries, tasks, history, activity, downloads, health, sign_out):
         app.register_blueprint(page.bp)
     security.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)
@@ -85,10 +89,19 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     errors.init_app(app)
     formats.init_app(app)
     commands.init_app(app, create_app)
-    if app.config["TRUSTED_PROXIES"]:
-        hops = app.config["TRUSTED_PROXIES"]
+    config = app.config
+    hops = config["TRUSTED_PROXIES"]
+    host_hops, prefix_hops = config["TRUSTED_PROXY_HOST_HOPS"], config["TRUSTED_PROXY_PREFIX_HOPS"]
+    if hops or host_hops or prefix_hops:
+        # Each header by its own count: many proxies set X-Forwarded-For but pass a client's
+        # own X-Forwarded-Host and -Prefix through untouched.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops
+            app.wsgi_app,
+            x_for=hops,
+            x_proto=hops,
+            x_host=host_hops,
+            x_port=host_hops,
+            x_prefix=prefix_hops,
         )
     return app
 

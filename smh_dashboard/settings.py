@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from enum import Enum
@@ -12,6 +13,10 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from smh_dashboard.smh import codes
+
+# The names the dashboard answers to out of the box: the machine it runs on.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 DEFAULTS = {
     "SMH_LIBRARY_ID": None,
@@ -35,7 +40,15 @@ DEFAULTS = {
     # coordination.py). Unset, each process keeps its own.
     "REDIS_URL": None,
     "FLASK_SECRET_KEY": None,
+    # Proxies in front whose X-Forwarded-For and -Proto are believed; X-Forwarded-Host (and
+    # -Port) and -Prefix are believed only from as many proxies as their own settings say.
     "TRUSTED_PROXIES": 0,
+    "TRUSTED_PROXY_HOST_HOPS": 0,
+    "TRUSTED_PROXY_PREFIX_HOPS": 0,
+    # The host names the dashboard answers to; unset, loopback names and SMH_DASHBOARD_URL's.
+    "SMH_ALLOWED_HOSTS": None,
+    # Strict-Transport-Security's max-age on HTTPS answers; 0 sends none.
+    "SMH_HSTS_SECONDS": 0,
     # Unset, the answer cache lives in Redis if REDIS_URL is set, else in this process.
     "CACHE_TYPE": None,
     # SimpleCache prunes past its threshold (500 by default); one entry is kept per polled task.
@@ -80,6 +93,9 @@ NUMBERS = {
     "SMH_MAX_BACKOFF_SECONDS": (float, 2.0),
     "SMH_UNKNOWN_GRACE_SECONDS": (float, 0.0),
     "TRUSTED_PROXIES": (int, 0),
+    "TRUSTED_PROXY_HOST_HOPS": (int, 0),
+    "TRUSTED_PROXY_PREFIX_HOPS": (int, 0),
+    "SMH_HSTS_SECONDS": (int, 0),
     "CACHE_THRESHOLD": (int, 1),
     "TASKS_PER_PAGE": (int, 1),
     "MAX_CONTENT_LENGTH": (int, 16 * 1024),
@@ -158,6 +174,7 @@ def check_settings(config: dict) -> None:
                 "SMH_DASHBOARD_URL must be the dashboard's public http(s) address "
                 f"(such as https://smh.example.com/dashboard), not {dashboard_url!r}"
             )
+    config["SMH_ALLOWED_HOSTS"] = _hosts(config.get("SMH_ALLOWED_HOSTS"), dashboard_url)
     config["SMH_AUTH_PROXY_IPS"] = _networks("SMH_AUTH_PROXY_IPS", config.get("SMH_AUTH_PROXY_IPS"))
     if bool(config.get("SMH_AUTH_PROXY_HEADER")) != bool(config["SMH_AUTH_PROXY_IPS"]):
         raise ConfigError(
@@ -186,6 +203,34 @@ def _flag(name: str, raw: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+
+
+def _hosts(raw: object, dashboard_url: object) -> tuple[str, ...]:
+    if raw is None:
+        names = list(LOOPBACK_HOSTS)
+        host = urlsplit(str(dashboard_url)).hostname if dashboard_url else None
+        if host and HOST_NAME.fullmatch(host) and host not in names:
+            names.append(host)
+        return tuple(names)
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple | set | frozenset):
+        raise ConfigError("SMH_ALLOWED_HOSTS must be host names separated by commas")
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    for name in names:
+        if ":" in name:
+            # Werkzeug compares a trusted name only up to its first colon: "[::1]" never matches.
+            raise ConfigError(
+                f"SMH_ALLOWED_HOSTS takes host names without a port, and no IPv6 address "
+                f"(reach the dashboard by a name instead), not {name!r}"
+            )
+        if not HOST_NAME.fullmatch(name):
+            raise ConfigError(
+                f"SMH_ALLOWED_HOSTS must be host names such as smh.example.com or 10.0.0.8, "
+                f"not {name!r}"
+            )
+    if not names:
+        raise ConfigError("SMH_ALLOWED_HOSTS names no host: the dashboard would answer nobody")
+    return tuple(names)
 
 
 def _networks(name: str, raw: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -1,13 +1,16 @@
 """What every worker and instance must share: Redis when REDIS_URL names one, else this process.
 
 Redis holds the answer cache (flask-caching's RedisCache, with the outage back-off and the API's
-rate limit in it) and one lease per library that makes a refresh single-flight across processes.
-While Redis is out of reach, each process carries on alone (a local cache, a local lock) and pages
-say so; Redis is tried again every few seconds, and used again as soon as it answers.
+rate limit in it, kept as JSON data, never pickled) and one lease per library that makes a refresh
+single-flight across processes. While Redis is out of reach, each process carries on alone (a local
+cache, a local lock) and pages say so; Redis is tried again every few seconds, and used again as
+soon as it answers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import secrets
 import threading
@@ -16,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from cachelib.serializers import RedisSerializer
 from flask import Flask, current_app
 from flask_caching.backends.base import BaseCache
 from flask_caching.backends.rediscache import RedisCache
@@ -47,11 +51,76 @@ _RENEW = (
 )
 
 
+class DataSerializer(RedisSerializer):
+    """Cache values as JSON, never pickle: Redis holds data, and data never runs code.
+
+    Numbers, strings, booleans, None, lists, tuples, dicts with string keys and instances of the
+    dataclasses allowed here are written; anything else read back (a planted pickle, JSON that
+    names a class not allowed, a field that does not fit) is a miss.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, type] = {}
+
+    def allow(self, *kinds: type) -> None:
+        """Let instances of these dataclasses be kept, each as a dict of its fields."""
+        self.kinds.update({kind.__name__: kind for kind in kinds})
+
+    def dumps(self, value: Any, protocol: int = 0) -> bytes:
+        """Return the value as JSON bytes (an int as plain digits, which INCR understands)."""
+        return json.dumps(self._data(value), separators=(",", ":")).encode()
+
+    def loads(self, value: bytes | None) -> Any:
+        """Return the value these bytes hold, or None if they hold no value of ours."""
+        if value is None:
+            return None
+        try:
+            return self._value(json.loads(value))
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            log.warning("a cached value in Redis is not the dashboard's data; read as a miss")
+            return None
+
+    def _data(self, value: Any) -> Any:
+        # Every JSON object written is tagged, so nothing in a value (SMH's raw answer, say)
+        # can pass itself off as another kind.
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            name = type(value).__name__
+            if self.kinds.get(name) is not type(value):
+                raise TypeError(f"{name} is not allowed in the shared cache")
+            fields = {f.name: self._data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {"kind": name, "fields": fields}
+        if isinstance(value, tuple):
+            return {"kind": "tuple", "items": [self._data(v) for v in value]}
+        if isinstance(value, list):
+            return [self._data(v) for v in value]
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError("only string keys can be kept in the shared cache")
+            return {"kind": "dict", "items": {k: self._data(v) for k, v in value.items()}}
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        raise TypeError(f"{type(value).__name__} cannot be kept in the shared cache")
+
+    def _value(self, data: Any) -> Any:
+        if isinstance(data, list):
+            return [self._value(v) for v in data]
+        if not isinstance(data, dict):
+            return data
+        kind = data["kind"]
+        if kind == "tuple":
+            return tuple(self._value(v) for v in data["items"])
+        if kind == "dict":
+            return {str(k): self._value(v) for k, v in data["items"].items()}
+        return self.kinds[kind](**{k: self._value(v) for k, v in data["fields"].items()})
+
+
 class Shared:
     """The app's Redis client, if configured, and whether Redis answered lately."""
 
     def __init__(self, url: str | None) -> None:
         self.url = url
+        # What the answer cache may keep in Redis; the poller allows its dataclasses.
+        self.serializer = DataSerializer()
         self.client = (
             redis.Redis.from_url(
                 url,
@@ -154,6 +223,8 @@ class SharedCache(BaseCache):
             default_timeout=kwargs["default_timeout"],
             key_prefix=config["CACHE_KEY_PREFIX"],
         )
+        # Not flask-caching's default, which pickles: whoever can write to Redis would run code.
+        remote.serializer = coordination.serializer
         local = SimpleCache(
             threshold=config.get("CACHE_THRESHOLD") or 500,
             default_timeout=kwargs["default_timeout"],

@@ -23,7 +23,13 @@ from smh_dashboard.domain import states
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.live import coordination
 from smh_dashboard.smh import codes
-from smh_dashboard.smh.answers import HistorySettings, SMHError, TaskStatus, parse_task_item
+from smh_dashboard.smh.answers import (
+    HistorySettings,
+    ResultEntry,
+    SMHError,
+    TaskStatus,
+    parse_task_item,
+)
 from smh_dashboard.storage import tasks
 
 log = logging.getLogger("poller")
@@ -97,6 +103,7 @@ def now() -> float:
 def init_app(app: Flask) -> None:
     """Give each configured library its single-flight refresh, and bind the answer cache."""
     shared = app.extensions["coordination"]
+    shared.serializer.allow(Outage, HistoryReading, HistorySettings, TaskStatus, ResultEntry)
     app.extensions["poller"] = {
         i: _Flight(coordination.Lease(shared, f"refresh/{i}")) for i in app.extensions["libraries"]
     }

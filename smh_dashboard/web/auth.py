@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
 import math
 import secrets
-import threading
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import NoReturn
 
-import redis
 from flask import Flask, Response, abort, current_app, g, has_request_context, request
 from flask.logging import default_handler, has_level_handler
 from flask.sessions import SecureCookieSessionInterface
@@ -25,100 +22,20 @@ from smh_dashboard import clock, registry
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.users import User
 from smh_dashboard.i18n import gettext
-from smh_dashboard.live import coordination
 from smh_dashboard.settings import MetricsAccess
-from smh_dashboard.web import metrics
+from smh_dashboard.web import hosts, metrics, throttle
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Load balancers probe /healthz, and the sign-in page needs its stylesheet.
-OPEN_ENDPOINTS = frozenset({"health.healthz", "static"})
+SIGN_OUT_ENDPOINT = "sign_out.sign_out"
+# Load balancers probe /healthz, the sign-in page needs its stylesheet, and signing out must
+# work whoever the browser still says it is.
+OPEN_ENDPOINTS = frozenset({"health.healthz", "static", SIGN_OUT_ENDPOINT})
 REALM = "SMH dashboard"
-MAX_FAILURES = 10
-FAILURE_WINDOW_SECONDS = 300.0
-MAX_FAILING_ADDRESSES = 10_000
+# Sent to JSON callers too, since they never see the pages' banner.
+ACCESS_HEADER = "X-Dashboard-Access"
 
 activity = logging.getLogger("activity")
-
-
-class Failures:
-    """Failed sign-ins per client address within a sliding window, in bounded memory.
-
-    With Redis, every worker and instance counts them together (a sorted set per address that
-    expires with the window); without it, or while it is out of reach, each process alone.
-    """
-
-    def __init__(
-        self,
-        limit: int = MAX_FAILURES,
-        window: float = FAILURE_WINDOW_SECONDS,
-        max_addresses: int = MAX_FAILING_ADDRESSES,
-        shared: coordination.Shared | None = None,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_addresses = max_addresses
-        self.shared = shared
-        self._lock = threading.Lock()
-        self._times: dict[str, list[float]] = {}
-
-    def retry_after(self, address: str, now: float) -> float | None:
-        """Return how long this address must wait before trying again, or None if it may."""
-        times = self._shared_times(address, now)
-        if times is None:
-            with self._lock:
-                times = self._recent(address, now)
-        if len(times) < self.limit:
-            return None
-        return times[-self.limit] + self.window - now
-
-    def record(self, address: str, now: float) -> None:
-        """Count one failed sign-in from this address."""
-        if self._record_shared(address, now):
-            return
-        with self._lock:
-            times = [*self._recent(address, now), now][-self.limit :]
-            self._times.pop(address, None)
-            # Dict order is least recently failing first: those are the ones to forget.
-            while len(self._times) >= self.max_addresses:
-                del self._times[next(iter(self._times))]
-            self._times[address] = times
-
-    def _recent(self, address: str, now: float) -> list[float]:
-        return [t for t in self._times.get(address, ()) if t > now - self.window]
-
-    def _key(self, address: str) -> str:
-        return f"{coordination.KEY_PREFIX}sign-in-failures/{address}"
-
-    def _shared_times(self, address: str, now: float) -> list[float] | None:
-        client = self.shared.reachable() if self.shared else None
-        if client is None or self.shared is None:
-            return None
-        try:
-            found: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
-                self._key(address), f"({now - self.window}", "+inf", withscores=True
-            )
-        except redis.RedisError as error:
-            self.shared.failed(error)
-            return None
-        return sorted(score for _, score in found)
-
-    def _record_shared(self, address: str, now: float) -> bool:
-        client = self.shared.reachable() if self.shared else None
-        if client is None or self.shared is None:
-            return False
-        key = self._key(address)
-        try:
-            with client.pipeline() as pipe:
-                # A random tail keeps two failures at the same instant two members.
-                pipe.zadd(key, {f"{now} {secrets.token_hex(4)}": now})
-                pipe.zremrangebyscore(key, "-inf", now - self.window)
-                pipe.zremrangebyrank(key, 0, -self.limit - 1)
-                pipe.expire(key, math.ceil(self.window))
-                pipe.execute()
-        except redis.RedisError as error:
-            self.shared.failed(error)
-            return False
-        return True
+log = logging.getLogger("auth")
 
 
 @dataclass
@@ -130,21 +47,28 @@ class Guard:
     proxy_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     read_only: bool
     key: bytes = field(repr=False)
-    failures: Failures = field(default_factory=Failures)
+    failures: throttle.Throttle = field(default_factory=throttle.Throttle)
+    # Checked for a name nobody has: made like the users file's hashes, so that it costs the same.
+    dummy_hash: str = field(default="", repr=False)
     # A digest of each user's last verified password, so polls skip the slow hash check.
     verified: dict[str, bytes] = field(default_factory=dict, repr=False)
 
-    def check_password(self, name: str, password: str) -> User | None:
-        """Return the user these credentials belong to, or None, in time that names no user."""
+    def verified_user(self, name: str, password: str) -> User | None:
+        """Return the user if this is the password last verified for them (no hash check)."""
         user = self.users.get(name)
         digest = hmac.new(self.key, password.encode(), hashlib.sha256).digest()
         if user is not None and hmac.compare_digest(self.verified.get(name, b""), digest):
             return user
+        return None
+
+    def check_password(self, name: str, password: str) -> User | None:
+        """Return the user these credentials belong to, or None, in time that names no user."""
+        user = self.users.get(name)
         stored = user.password_hash if user is not None else None
         # An unknown name costs a hash check too, so timing does not tell who exists.
-        if not check_password_hash(stored or _dummy_hash(), password) or not stored:
+        if not check_password_hash(stored or self.dummy_hash, password) or not stored:
             return None
-        self.verified[name] = digest
+        self.verified[name] = hmac.new(self.key, password.encode(), hashlib.sha256).digest()
         return user
 
 
@@ -165,8 +89,11 @@ def init_app(app: Flask, users: dict[str, User]) -> None:
         proxy_networks=config["SMH_AUTH_PROXY_IPS"],
         read_only=config["SMH_READ_ONLY"],
         key=config["SECRET_KEY"].encode(),
-        failures=Failures(shared=app.extensions["coordination"]),
+        failures=throttle.Throttle(shared=app.extensions["coordination"]),
+        dummy_hash=_dummy_hash(users),
     )
+    if not users:
+        _warn_who_may_change(app)
     config["SESSION_COOKIE_SAMESITE"] = config["SESSION_COOKIE_SAMESITE"] or "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = SessionInterface()
@@ -177,6 +104,27 @@ def init_app(app: Flask, users: dict[str, User]) -> None:
     app.before_request(guard_request)
     app.after_request(record_activity)
     app.context_processor(_template_context)
+
+
+def _warn_who_may_change(app: Flask) -> None:
+    if app.config["SMH_READ_ONLY"]:
+        log.warning(
+            "No SMH_USERS_FILE: anyone who reaches the dashboard reads every library; "
+            "SMH_READ_ONLY turns every change off"
+        )
+        return
+    behind = (
+        "the client that TRUSTED_PROXIES names counts"
+        if app.config["TRUSTED_PROXIES"]
+        else "behind a reverse proxy on this machine every client looks local: set "
+        "TRUSTED_PROXIES or SMH_USERS_FILE"
+    )
+    log.warning(
+        "No SMH_USERS_FILE: anyone who reaches the dashboard reads every library, and only "
+        "clients on this machine (loopback) may change anything (track, untrack, re-check, "
+        "clear history); %s",
+        behind,
+    )
 
 
 def _guard() -> Guard:
@@ -212,7 +160,20 @@ def may_change() -> bool:
     user = current_user()
     if _guard().read_only:
         return False
-    return user.is_operator if user is not None else not sign_in_required()
+    if user is not None:
+        return user.is_operator
+    return not sign_in_required() and from_loopback()
+
+
+def from_loopback() -> bool:
+    """Tell whether this request's client is on this machine (after the proxy settings)."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def visible_libraries() -> list[Library]:
@@ -254,6 +215,14 @@ def guard_request() -> None:
         return
     if guard.read_only:
         abort(403, description=gettext("This dashboard is read-only: nothing can be changed here."))
+    if not guard.users and not from_loopback():
+        abort(
+            403,
+            description=gettext(
+                "Without sign-in, this dashboard takes changes only from the machine it runs "
+                "on. Everyone else may read it; list who may sign in with SMH_USERS_FILE."
+            ),
+        )
     if user is not None and not user.is_operator:
         abort(
             403,
@@ -285,20 +254,48 @@ def _signed_in_user(guard: Guard) -> User:
     credentials = request.authorization
     if credentials is None or credentials.type != "basic":
         raise Unauthorized(gettext("Sign in to use this dashboard."), www_authenticate=_challenge())
+    name, password = credentials.username or "", credentials.password or ""
     address = request.remote_addr or ""
-    wait = guard.failures.retry_after(address, clock.now())
+    # Checked before the shortcut below too, or a locked name could still test guesses.
+    wait = guard.failures.retry_after(address, name, clock.now())
     if wait is not None:
-        raise TooManyRequests(
-            gettext(
-                "Too many failed sign-ins from this address. Wait a few minutes, then try again."
-            ),
-            retry_after=max(1, math.ceil(wait)),
-        )
-    user = guard.check_password(credentials.username or "", credentials.password or "")
+        _too_many(name, address, wait)
+    user = guard.verified_user(name, password)
     if user is None:
-        guard.failures.record(address, clock.now())
-        raise Unauthorized(gettext("Wrong user name or password."), www_authenticate=_challenge())
+        user = _check_password(guard, name, password, address)
+    g.basic = True
     return user
+
+
+def _check_password(guard: Guard, name: str, password: str, address: str) -> User:
+    slot = guard.failures.reserve(address, name, clock.now())
+    if slot.retry_after is not None:
+        _too_many(name, address, slot.retry_after)
+    with guard.failures.turn() as turn:
+        if not turn:
+            guard.failures.release(slot)
+            log.warning("sign-in refused, too many at once: user %r from %s", name, address)
+            raise TooManyRequests(
+                gettext("The dashboard is busy checking other sign-ins. Try again in a moment."),
+                retry_after=1,
+            )
+        user = guard.check_password(name, password)
+    if user is None:
+        log.warning("sign-in failed: user %r from %s", name, address)
+        raise Unauthorized(gettext("Wrong user name or password."), www_authenticate=_challenge())
+    guard.failures.release(slot)
+    return user
+
+
+def _too_many(name: str, address: str, wait: float) -> NoReturn:
+    log.warning("sign-in refused, too many failures: user %r from %s", name, address)
+    raise TooManyRequests(
+        gettext(
+            "Too many failed sign-ins for this user from this address. Wait a few minutes, "
+            "then try again."
+        ),
+        retry_after=max(1, math.ceil(wait)),
+    )
 
 
 def _proxy_user_name(guard: Guard) -> str | None:
@@ -321,17 +318,15 @@ def _same_origin() -> bool:
     # Browsers send Origin on every form POST; scripts that send neither header still need
     # the CSRF token, and the token needs a page of this site.
     source = request.headers.get("Origin") or request.headers.get("Referer")
-    if source is None:
-        return True
-    here = urlsplit(request.host_url)
-    there = urlsplit(source)
-    return (there.scheme, there.netloc.lower()) == (here.scheme, here.netloc.lower())
+    return source is None or hosts.is_allowed_origin(source)
 
 
 def record_activity(response: Response) -> Response:
     """Log each change with who made it; keep answers behind sign-in out of every cache."""
     if request.endpoint not in OPEN_ENDPOINTS and sign_in_required():
         response.headers["Cache-Control"] = "no-store"
+    if not sign_in_required():
+        response.headers[ACCESS_HEADER] = _open_access()
     if request.method not in SAFE_METHODS and response.status_code < 400:
         user = current_user()
         activity.info(
@@ -344,9 +339,17 @@ def record_activity(response: Response) -> Response:
     return response
 
 
+def _open_access() -> str:
+    if _guard().read_only:
+        return "read-only; no sign-in, SMH_READ_ONLY"
+    role = "operator" if from_loopback() else "read-only"
+    return f"{role}; no sign-in, changes from loopback only"
+
+
 def _template_context() -> dict:
     return {
         "signed_in": current_user(),
+        "signed_in_with_basic": g.get("basic", False),
         "sign_in_required": sign_in_required(),
         "read_only": _guard().read_only,
         "may_change": may_change(),
@@ -357,6 +360,9 @@ def _challenge() -> WWWAuthenticate:
     return WWWAuthenticate("basic", {"realm": REALM, "charset": "UTF-8"})
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    return generate_password_hash(secrets.token_hex(16))
+def _dummy_hash(users: dict[str, User]) -> str:
+    """Hash a random password the way the users file's first hash was made (method, cost)."""
+    stored = next((u.password_hash for u in users.values() if u.password_hash), None)
+    if stored is None:
+        return generate_password_hash(secrets.token_hex(16))
+    return generate_password_hash(secrets.token_hex(16), method=stored.split("$", 1)[0])

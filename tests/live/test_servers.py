@@ -16,7 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from smh_dashboard.live import coordination
 from smh_dashboard.storage import tasks
-from smh_dashboard.web import auth
+from smh_dashboard.web import throttle
 
 pytestmark = pytest.mark.servers
 
@@ -240,7 +240,7 @@ def test_failed_sign_ins_count_across_processes(settings, make_app, tmp_path):
         make_app(SMH_USERS_FILE=str(users)).test_client(),
     )
     attacker = {"environ_base": {"REMOTE_ADDR": "203.0.113.9"}, "auth": ("ana", "guess")}
-    for n in range(auth.MAX_FAILURES):
+    for n in range(throttle.MAX_FAILURES):
         assert (first if n % 2 else second).get("/", **attacker).status_code == 401
 
     for client in (first, second):

@@ -331,7 +331,8 @@ def test_without_users_every_page_says_there_is_no_sign_in(make_app, clock):
     for path in ("/", "/libraries/lib1", "/libraries/lib1/tasks/5", "/libraries/nosuch"):
         page = " ".join(client.get(path).get_data(as_text=True).split())
         assert "No sign-in:" in page
-        assert "anyone who can reach this dashboard can track, untrack and re-check" in page
+        assert "anyone who can reach this dashboard can read every library's tasks" in page
+        assert "only people on the machine it runs on can track, untrack and re-check" in page
     assert '<form class="track"' in client.get("/libraries/lib1").get_data(as_text=True)
     response = client.post("/libraries/lib1/tasks/5/untrack", data={"csrf_token": csrf_of(client)})
     assert response.status_code == 303

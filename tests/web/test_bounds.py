@@ -36,6 +36,12 @@ def tracked(app):
         return sorted(t.task_id for t in listings.list_tasks("lib1", None))
 
 
+@pytest.fixture
+def foreign_host(settings):
+    """Let evil.example in, so that what a redirect takes from the Host header shows."""
+    settings["SMH_ALLOWED_HOSTS"] = "localhost,127.0.0.1,evil.example"
+
+
 def test_concurrent_track_and_untrack_posts_never_fail(app, live_server):
     # One browser session, many tabs: the cookie and CSRF token come from a rendered page.
     first = requests.get(f"{live_server}/libraries/lib1", timeout=30)
@@ -323,7 +329,7 @@ def test_task_urls_take_every_valid_id(client, app, clock, task_id):
         "/libraries/lib1/",
     ],
 )
-def test_redirects_never_take_their_host_from_the_request(client, app, clock, path):
+def test_redirects_never_take_their_host_from_the_request(foreign_host, client, app, clock, path):
     track(app, clock, 5)
     response = client.get(path, headers={"Host": "evil.example"})
     assert "evil.example" not in response.headers.get("Location", "")
@@ -339,7 +345,9 @@ def test_redirects_never_take_their_host_from_the_request(client, app, clock, pa
     ],
     ids=["track", "untrack", "recheck", "recheck from task page"],
 )
-def test_redirects_after_a_form_are_paths(app, clock, live_server, path, data, location):
+def test_redirects_after_a_form_are_paths(
+    foreign_host, app, clock, live_server, path, data, location
+):
     track(app, clock, 5)
     first = requests.get(f"{live_server}/libraries/lib1", timeout=30)
     token = re.search(r'name="csrf_token" value="([^"]+)"', first.text).group(1)

@@ -163,7 +163,7 @@ def test_a_poll_of_a_page_that_emptied_shows_the_last_page(client, app, sim, clo
 
 
 def test_pages_work_under_a_path_prefix(make_app, sim, clock):
-    app = make_app(TRUSTED_PROXIES=1)
+    app = make_app(TRUSTED_PROXIES=1, TRUSTED_PROXY_PREFIX_HOPS=1)
     track(app, clock, sim.add_task("lib1"))
     page = (
         app.test_client()

@@ -6,7 +6,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from werkzeug.security import generate_password_hash
 
-from smh_dashboard.web import auth
+from smh_dashboard.web import throttle
 
 OPERATOR = ("ana", "ana-s3cret")
 # Task id values (1 to 2**63-1, at most 100) are in the description's words, not its pattern, so
@@ -59,7 +59,7 @@ def test_generated_calls_answer_2xx_or_a_json_4xx(api_schema, clock, mode):
         def call(case):
             # Schemathesis re-sends each 2xx call with a wrong password to see it refused; a
             # sign-in slow-down window apart, those never add up to a 429.
-            clock.advance(auth.FAILURE_WINDOW_SECONDS)
+            clock.advance(throttle.FAILURE_WINDOW_SECONDS)
             response = case.call_and_validate(excluded_checks=CHECKS_LEFT_OUT)
             statuses.add(response.status_code)
             assert response.status_code < 500
