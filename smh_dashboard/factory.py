@@ -10,12 +10,12 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from smh_dashboard import commands, formats, i18n, logs, registry, settings
+from smh_dashboard import commands, formats, i18n, logs, pruning, registry, settings
 from smh_dashboard.domain import libraries, users
 from smh_dashboard.live import coordination, poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.storage import database, listings
-from smh_dashboard.web import api, auth, errors, metrics, openapi, pages, security
+from smh_dashboard.web import api, auth, errors, metrics, openapi, pages, quotas, security
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +60,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     auth.init_app(app, people)
     # After sign-in: a request refused there starts no delivery.
     notify.init_app(app)
+    pruning.init_app(app)
+    quotas.init_app(app)
     pages.init_app(app)
     security.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)
