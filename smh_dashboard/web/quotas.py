@@ -54,7 +54,8 @@ def take(kind: str) -> Callable[[], None] | None:
     """Take a slot of `kind` for this request's person and return the function that gives it
     back (call it once the work ends); return None when they already hold as many as allowed."""
     slots: _Slots = current_app.extensions["quotas"][kind]
-    who = auth.current_who()
+    user = auth.current_user()
+    who = f"user {user.name}" if user is not None else f"address {auth.current_address()}"
     if not slots.take(who):
         return None
     return lambda: slots.give_back(who)
