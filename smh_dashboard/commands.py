@@ -1,5 +1,5 @@
-"""Command-line verbs: flask demo, track, untrack, refresh, watch, notify-test, clear-history, db,
-hash-password."""
+"""Command-line verbs: flask demo, track, untrack, refresh, watch, notify-test, clear-history,
+prune, db, hash-password."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
-from smh_dashboard import clock, registry
-from smh_dashboard.actions import clears
+from smh_dashboard import clock, pruning, registry
+from smh_dashboard.actions import clears, tracking
 from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.tasks import Task
@@ -42,7 +42,18 @@ DEMO_HISTORY_ON = {"demo-photos"}
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
     """Add the dashboard's commands to `flask`; `demo` builds its own app with the factory."""
     app.extensions["app_factory"] = factory
-    commands = (demo, track, untrack, refresh, watch, notify_test, clear_history, db, hash_password)
+    commands = (
+        demo,
+        track,
+        untrack,
+        refresh,
+        watch,
+        notify_test,
+        clear_history,
+        prune,
+        db,
+        hash_password,
+    )
     for command in commands:
         app.cli.add_command(command)
 
@@ -53,6 +64,18 @@ def _library_or_fail(library_id: str) -> Library:
         known = ", ".join(lib.id for lib in registry.all_libraries()) or "none"
         raise click.BadParameter(f"{library_id!r} is not configured (configured: {known})")
     return library
+
+
+def _refuse_if_read_only() -> None:
+    if current_app.config["SMH_READ_ONLY"]:
+        raise click.ClickException(
+            "This dashboard is read-only (SMH_READ_ONLY): nothing can be changed here."
+        )
+
+
+def _who() -> str:
+    """Name who acts from the command line, as the activity log keeps it."""
+    return f"command line ({getpass.getuser()})"
 
 
 def _ids_or_fail(task_ids: tuple[str, ...]) -> list[int]:
@@ -69,13 +92,17 @@ def _ids_or_fail(task_ids: tuple[str, ...]) -> list[int]:
 @click.option("--label", default="", help="A note shown beside the tasks.")
 def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
     """Track SMH tasks of a library (ids separated by spaces or commas)."""
+    _refuse_if_read_only()
     library = _library_or_fail(library_id)
     ids = _ids_or_fail(task_ids)
     try:
         label = inputs.parse_label(label)
     except inputs.InputError as error:
         raise click.BadParameter(str(error), param_hint="--label") from None
-    new = tasks.track_tasks(library.id, ids, label, clock.now())
+    try:
+        new = tracking.track(library, ids, label, _who())
+    except inputs.InputError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(
         f"Tracking {len(new)} new task(s) in {library.id}; {len(ids) - len(new)} already tracked."
     )
@@ -86,10 +113,11 @@ def track(library_id: str, task_ids: tuple[str, ...], label: str) -> None:
 @click.argument("library_id")
 @click.argument("task_ids", nargs=-1, required=True)
 def untrack(library_id: str, task_ids: tuple[str, ...]) -> None:
-    """Stop tracking SMH tasks of a library."""
+    """Stop tracking SMH tasks of a library (undoable from its page, as the last untrack)."""
+    _refuse_if_read_only()
     library = _library_or_fail(library_id)
-    removed = tasks.untrack_tasks(library.id, _ids_or_fail(task_ids))
-    click.echo(f"Stopped tracking {removed} task(s) in {library.id}.")
+    removed = tracking.untrack(library, _ids_or_fail(task_ids), _who())
+    click.echo(f"Stopped tracking {len(removed)} task(s) in {library.id}.")
 
 
 @click.command()
@@ -107,6 +135,7 @@ def refresh() -> None:
             _echo_row(library.id, task)
     for sent in notify.deliver_due():
         _echo_sent(sent)
+    pruning.prune_due()
     if failed:
         raise SystemExit(1)
 
@@ -177,6 +206,10 @@ def _watch_once(stop: threading.Event, told: dict[str, tuple[float, int]]) -> No
             _echo_sent(sent)
     except Exception:
         log.exception("delivering task messages failed unexpectedly")
+    try:
+        pruning.prune_due()
+    except Exception:
+        log.exception("pruning old records failed unexpectedly")
 
 
 @click.command("notify-test")
@@ -184,6 +217,7 @@ def _watch_once(stop: threading.Event, told: dict[str, tuple[float, int]]) -> No
 @click.argument("library_id")
 def notify_test(library_id: str) -> None:
     """Send a test message to the library's webhook and say how it went."""
+    _refuse_if_read_only()
     library = _library_or_fail(library_id)
     if library.webhook is None:
         raise click.ClickException(
@@ -199,9 +233,9 @@ def notify_test(library_id: str) -> None:
 
 def _echo_row(library_id: str, task: Task) -> None:
     deleted = "" if task.delete_count is None else str(task.delete_count)
-    click.echo(
-        f"{library_id:<24} {task.task_id:>20}  {task.state:<11} {deleted:>9}  {task.label or ''}"
-    )
+    # A label stored before labels were checked may hold a terminal's escape sequences.
+    label = inputs.printable(task.label or "")
+    click.echo(f"{library_id:<24} {task.task_id:>20}  {task.state:<11} {deleted:>9}  {label}")
 
 
 @click.command("clear-history")
@@ -210,6 +244,7 @@ def _echo_row(library_id: str, task: Task) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for the library id again (for scripts).")
 def clear_history(library_id: str, yes: bool) -> None:
     """Start clearing every historical version of a library (SMH cannot undo it); track it."""
+    _refuse_if_read_only()
     library = _library_or_fail(library_id)
     if not yes:
         click.echo(
@@ -218,12 +253,21 @@ def clear_history(library_id: str, yes: bool) -> None:
         )
         typed = click.prompt(f"Type the library id ({library.id}) to confirm", default="")
         if typed.strip() != library.id:
-            raise click.ClickException("The id typed does not match: nothing was cleared.")
-    result = clears.start_clear(library, f"command line ({getpass.getuser()})")
+            why = "The id typed does not match: nothing was cleared."
+            clears.refuse_clear(library, _who(), why)
+            raise click.ClickException(why)
+    result = clears.start_clear(library, _who())
     if not result.done:
         raise click.ClickException(result.message)
     click.echo(result.message)
     click.echo(f"Tracking task {result.task_id} in {library.id}.")
+
+
+@click.command()
+@with_appcontext
+def prune() -> None:
+    """Delete finished tasks, delivered messages and activity older than SMH_KEEP_*_DAYS."""
+    click.echo(f"Pruned {pruning.prune().describe()}.")
 
 
 @click.group()
@@ -235,7 +279,8 @@ def db() -> None:
 @with_appcontext
 def upgrade() -> None:
     """Upgrade the database named by DATABASE_URL to the newest revision."""
-    engine = database.open_engine(current_app.config["DATABASE_URL"])
+    config = current_app.config
+    engine = database.open_engine(config["DATABASE_URL"], config["SMH_DATABASE_BUSY_SECONDS"])
     try:
         click.echo(f"Database schema: {database.upgrade_schema(engine).describe()}.")
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from smh_dashboard import commands, formats, i18n, logs, registry, settings
+from smh_dashboard import commands, formats, i18n, logs, pruning, registry, settings
 from smh_dashboard.domain import users
 from smh_dashboard.domain.libraries import load_libraries
 from smh_dashboard.live import coordination, poller
@@ -29,6 +29,7 @@ from smh_dashboard.web import (
     metrics,
     openapi,
     pages,
+    quotas,
     security,
     sign_out,
     tasks,
@@ -79,6 +80,8 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     auth.init_app(app, people)
     # After sign-in: a request refused there starts no delivery.
     notify.init_app(app)
+    pruning.init_app(app)
+    quotas.init_app(app)
     pages.init_app(app)
     for page in (libraries, tasks, history, activity, downloads, health, sign_out):
         app.register_blueprint(page.bp)

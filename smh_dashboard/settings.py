@@ -17,6 +17,8 @@ from smh_dashboard.smh import codes
 # The names the dashboard answers to out of the box: the machine it runs on.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+# How long a SQLite writer waits for its turn by default (the database code uses it too).
+DATABASE_BUSY_SECONDS = 15.0
 
 DEFAULTS = {
     "SMH_LIBRARY_ID": None,
@@ -81,6 +83,18 @@ DEFAULTS = {
     # A failed delivery is tried again after this, doubling each time, until it is a day old.
     "SMH_WEBHOOK_RETRY_SECONDS": 30.0,
     "SMH_WEBHOOK_GIVE_UP_SECONDS": 86400.0,
+    # How long a SQLite writer waits for the write lock (other writers) before the request fails.
+    "SMH_DATABASE_BUSY_SECONDS": DATABASE_BUSY_SECONDS,
+    # Days records are kept once they are done with; 0 keeps them for good (see pruning.py).
+    "SMH_KEEP_FINISHED_DAYS": 365.0,
+    "SMH_KEEP_DELIVERED_DAYS": 30.0,
+    "SMH_KEEP_ACTIVITY_DAYS": 0.0,
+    # Bounds on what one library or one person can make the dashboard hold.
+    "SMH_MAX_TRACKED_PER_LIBRARY": 100_000,
+    "SMH_MAX_EXPORTS_PER_USER": 2,
+    "SMH_MAX_API_WAITS_PER_USER": 4,
+    # How long the JSON API answers from the record while SMH fails, before it says SMH's error.
+    "SMH_API_MAX_STALE_SECONDS": 60.0,
 }
 
 NUMBERS = {
@@ -104,6 +118,14 @@ NUMBERS = {
     "SMH_WEBHOOK_TIMEOUT": (float, 0.1),
     "SMH_WEBHOOK_RETRY_SECONDS": (float, 0.0),
     "SMH_WEBHOOK_GIVE_UP_SECONDS": (float, 1.0),
+    "SMH_DATABASE_BUSY_SECONDS": (float, 0.1),
+    "SMH_KEEP_FINISHED_DAYS": (float, 0.0),
+    "SMH_KEEP_DELIVERED_DAYS": (float, 0.0),
+    "SMH_KEEP_ACTIVITY_DAYS": (float, 0.0),
+    "SMH_MAX_TRACKED_PER_LIBRARY": (int, 1),
+    "SMH_MAX_EXPORTS_PER_USER": (int, 1),
+    "SMH_MAX_API_WAITS_PER_USER": (int, 1),
+    "SMH_API_MAX_STALE_SECONDS": (float, 0.0),
 }
 
 BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND", "SMH_READ_ONLY"}

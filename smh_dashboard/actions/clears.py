@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from smh_dashboard import clock, formats, registry
@@ -14,6 +15,8 @@ from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import activity, database, tasks
 from smh_dashboard.storage import clears as guard
 from smh_dashboard.storage.activity import Action, Outcome
+
+log = logging.getLogger("activity")
 
 # SMH takes one clear a minute per library; the dashboard holds itself to the same.
 CLEAR_INTERVAL = 60.0
@@ -37,8 +40,12 @@ class Result:
         return self.error is None and self.retry_at is None
 
 
-def start_clear(library: Library, who: str) -> Result:
-    """Start clearing every historical version of the library, at most once a minute."""
+def start_clear(library: Library, who: str, address: str | None = None) -> Result:
+    """Start clearing every historical version of the library, at most once a minute.
+
+    The activity log says the clear was asked for before SMH is called, so a clear SMH started
+    leaves a line even if what follows fails to be written; `address` is the client's.
+    """
     now = clock.now()
     holder = guard.claim_clear(library.id, who, now, CLEAR_INTERVAL)
     if holder is not None:
@@ -51,24 +58,51 @@ def start_clear(library: Library, who: str) -> Result:
             who=claimed_by,
             retry_at=formats.utc(retry_at),
         )
-        activity.record_activity(library.id, who, Action.CLEAR, Outcome.REFUSED, message, now)
+        activity.record_activity(
+            library.id, who, Action.CLEAR, Outcome.REFUSED, message, now, address=address
+        )
         return Result(message, retry_at=retry_at)
+    asking = gettext("Asking SMH to clear all historical versions.")
+    activity.record_activity(
+        library.id, who, Action.CLEAR, Outcome.REQUESTED, asking, now, address=address
+    )
+    log.info("%s from %s asks SMH to clear library %s", who, address or "-", library.id)
     try:
         task_id = registry.client_for(library.id).clear_history()
     except SMHError as error:
-        return _clear_failed(library, who, now, error)
+        return _clear_failed(library, who, address, now, error)
+    # Said before the record is written: should writing it fail, the task id is still known.
+    log.info("SMH started clear task %d in library %s for %s", task_id, library.id, who)
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
     with database.begin() as conn:
         tasks.track_tasks(library.id, [task_id], label, now, conn=conn)
         guard.note_clear_task(conn, library.id, now, task_id)
         activity.record_activity(
-            library.id, who, Action.CLEAR, Outcome.DONE, message, now, task_id=task_id, conn=conn
+            library.id,
+            who,
+            Action.CLEAR,
+            Outcome.DONE,
+            message,
+            now,
+            task_id=task_id,
+            address=address,
+            conn=conn,
         )
     return Result(message, task_id=task_id)
 
 
-def _clear_failed(library: Library, who: str, now: float, error: SMHError) -> Result:
+def refuse_clear(library: Library, who: str, why: str, address: str | None = None) -> None:
+    """Record a clear refused before SMH was asked (its confirmation was not typed right)."""
+    activity.record_activity(
+        library.id, who, Action.CLEAR, Outcome.REFUSED, why, clock.now(), address=address
+    )
+    log.info("%s from %s: clear of library %s refused: %s", who, address or "-", library.id, why)
+
+
+def _clear_failed(
+    library: Library, who: str, address: str | None, now: float, error: SMHError
+) -> Result:
     said = _smh_said(error)
     retry_at = None
     unanswered = error.code in UNANSWERED_CODES
@@ -114,12 +148,20 @@ def _clear_failed(library: Library, who: str, now: float, error: SMHError) -> Re
         elif released:
             guard.release_clear(conn, library.id, now)
         activity.record_activity(
-            library.id, who, Action.CLEAR, outcome, message, now, error=error, conn=conn
+            library.id,
+            who,
+            Action.CLEAR,
+            outcome,
+            message,
+            now,
+            error=error,
+            address=address,
+            conn=conn,
         )
     return Result(message, retry_at=retry_at, unanswered=unanswered, error=error)
 
 
-def switch_history_off(library: Library, who: str) -> Result:
+def switch_history_off(library: Library, who: str, address: str | None = None) -> Result:
     """Switch the library's file history off, keeping its other settings as they were."""
     now = clock.now()
     client = registry.client_for(library.id)
@@ -135,7 +177,14 @@ def switch_history_off(library: Library, who: str) -> Result:
         )
         outcome = Outcome.UNKNOWN if error.code in UNANSWERED_CODES else Outcome.REFUSED
         activity.record_activity(
-            library.id, who, Action.DISABLE_HISTORY, outcome, message, now, error=error
+            library.id,
+            who,
+            Action.DISABLE_HISTORY,
+            outcome,
+            message,
+            now,
+            error=error,
+            address=address,
         )
         return Result(message, error=error)
     finally:
@@ -144,7 +193,9 @@ def switch_history_off(library: Library, who: str) -> Result:
         message = gettext("File history is now off; the other settings are as they were.")
     else:
         message = gettext("File history was already off.")
-    activity.record_activity(library.id, who, Action.DISABLE_HISTORY, Outcome.DONE, message, now)
+    activity.record_activity(
+        library.id, who, Action.DISABLE_HISTORY, Outcome.DONE, message, now, address=address
+    )
     return Result(message)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from werkzeug.routing import BaseConverter, ValidationError
@@ -21,6 +22,9 @@ MAX_SEARCH_LENGTH = MAX_LABEL_LENGTH
 # How much of a refused list of task ids a page shows back: a hundred of the longest ids with
 # their separators fit whole, a pasted log does not.
 MAX_SHOWN_TASK_IDS = 4096
+# Unicode's control (Cc) and format (Cf) characters: terminal escapes, bells, line breaks, bidi
+# overrides that reverse the text around them, zero-width characters. No label needs one.
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf"})
 # SMH's own syntax for TaskIdList in the task query's path, which the JSON API mirrors.
 TASK_ID_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 
@@ -83,11 +87,30 @@ def parse_task_id_list(text: str) -> list[int]:
 
 
 def parse_label(text: str) -> str:
-    """Return a label as stored (trimmed), or raise InputError if it is too long."""
+    """Return a label as stored (trimmed), or raise InputError if it is too long or not plain."""
     label = text.strip()
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(gettext("Keep the label under %(max)d characters.", max=MAX_LABEL_LENGTH))
+    if any(_unprintable(c) for c in label):
+        raise InputError(gettext("A label is plain text: no control or formatting characters."))
     return label
+
+
+def _unprintable(character: str) -> bool:
+    return unicodedata.category(character) in UNPRINTABLE_CATEGORIES
+
+
+def printable(text: str) -> str:
+    """Return text with its control and format characters written as escapes (\\x1b, \\u202e),
+    for a terminal: a label stored before labels were checked may hold them."""
+    return "".join(_escape(c) if _unprintable(c) else c for c in text)
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def parse_search(text: str) -> str | None:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 from flask import Flask, current_app
@@ -39,6 +39,9 @@ MAX_RETRY_WAIT = 3600.0
 LEASE_MARGIN = 5.0
 # What of a chat's refusal is kept as the delivery's error.
 MAX_ERROR_TEXT = 200
+# A part of a webhook's address at least this long may be its key on its own (WeCom's and
+# DingTalk's ?key= and ?access_token=, Slack's and Feishu's last path segment): hidden too.
+MIN_SECRET_PART = 16
 # Sent by a chat robot with HTTP 200: errcode 0 is the only success.
 ERRCODE_FORMATS = (WebhookFormat.WECOM, WebhookFormat.DINGTALK)
 
@@ -61,13 +64,21 @@ def init_app(app: Flask) -> None:
 
 
 def _secrets(webhook: Webhook) -> set[str]:
+    """Return what of a webhook must never show: its URL, its path and query, each value in its
+    query and each long part of its path (a receiver may echo the bare key), and its secret."""
     parts = urlsplit(webhook.url)
     found = {webhook.url, parts.path + (f"?{parts.query}" if parts.query else "")}
     found |= {parts.query} if parts.query else set()
     if webhook.secret:
         found.add(webhook.secret)
     # A bare "/" would hide every path in every log line.
-    return {s for s in found if len(s) > 1}
+    found = {s for s in found if len(s) > 1}
+    values = [value for _, value in parse_qsl(parts.query)] + parts.path.split("/")
+    # Short parts ("send", "hook", "v2") are words of the address, not keys.
+    found |= {
+        part for value in values for part in (value, unquote(value)) if len(part) >= MIN_SECRET_PART
+    }
+    return found
 
 
 def request_delivery() -> None:
@@ -219,7 +230,8 @@ def send(webhook: Webhook, message: Message) -> str | None:
         # Their text may name the URL: only the kind is kept.
         return f"the request failed ({type(error).__name__})"
     with response:
-        text = redact.scrub(response.text[:MAX_ERROR_TEXT], secrets).strip()
+        # Scrubbed before it is cut, so that no key is left half hidden at the cut.
+        text = redact.scrub(response.text[: 4 * MAX_ERROR_TEXT], secrets)[:MAX_ERROR_TEXT].strip()
         if not 200 <= response.status_code < 300:
             return f"HTTP {response.status_code}" + (f": {messages.one_line(text)}" if text else "")
         if webhook.format in ERRCODE_FORMATS:

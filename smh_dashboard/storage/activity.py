@@ -1,17 +1,18 @@
-"""The activity log: who did what to a library, when, and what SMH answered, kept for good."""
+"""The activity log: who did what to a library, when, from where, and what SMH answered; kept
+for good unless SMH_KEEP_ACTIVITY_DAYS says otherwise."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from smh_dashboard.i18n import lazy_gettext
 from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import database
-from smh_dashboard.storage.schema import MAX_WHO_LENGTH
+from smh_dashboard.storage.schema import MAX_ADDRESS_LENGTH, MAX_WHO_LENGTH
 from smh_dashboard.storage.schema import activity as log
 
 MAX_MESSAGE_LENGTH = 1000
@@ -22,24 +23,34 @@ RECENT = 10
 class Action(Enum):
     """What someone asked the dashboard to do to a library."""
 
+    TRACK = "track"
+    UNTRACK = "untrack"
+    UNDO_UNTRACK = "undo-untrack"
+    RECHECK = "recheck"
     CLEAR = "clear"
     DISABLE_HISTORY = "disable-history"
 
 
 class Outcome(Enum):
-    """How it went: done, refused (by the dashboard or SMH), or not known."""
+    """How it went: asked for (SMH not yet answered), done, refused, or not known."""
 
+    REQUESTED = "requested"
     DONE = "done"
     REFUSED = "refused"
     UNKNOWN = "unknown"
 
 
 OUTCOME_TEXT = {
+    Outcome.REQUESTED.value: lazy_gettext("requested"),
     Outcome.DONE.value: lazy_gettext("done"),
     Outcome.REFUSED.value: lazy_gettext("refused"),
     Outcome.UNKNOWN.value: lazy_gettext("unknown"),
 }
 ACTION_TEXT = {
+    Action.TRACK.value: lazy_gettext("Track tasks"),
+    Action.UNTRACK.value: lazy_gettext("Untrack tasks"),
+    Action.UNDO_UNTRACK.value: lazy_gettext("Undo the last untrack"),
+    Action.RECHECK.value: lazy_gettext("Check tasks again"),
     Action.CLEAR.value: lazy_gettext("Clear all historical versions"),
     Action.DISABLE_HISTORY.value: lazy_gettext("Switch file history off"),
 }
@@ -60,6 +71,8 @@ class Entry:
     smh_status: int | None
     smh_code: str | None
     request_id: str | None
+    # The client's address; None for the command line and lines from before it was kept.
+    address: str | None = None
 
     @property
     def action_text(self) -> str:
@@ -82,9 +95,13 @@ def record_activity(
     *,
     task_id: int | None = None,
     error: SMHError | None = None,
+    address: str | None = None,
     conn: Connection | None = None,
 ) -> None:
-    """Add a line to the library's activity log, in `conn`'s transaction when one is given."""
+    """Add a line to the library's activity log, in `conn`'s transaction when one is given.
+
+    `address` is the client's, as the request had it (None from the command line).
+    """
     row = {
         "library_id": library_id,
         "at": at,
@@ -96,6 +113,7 @@ def record_activity(
         "smh_status": error.status if error else None,
         "smh_code": error.code[:64] if error and error.code else None,
         "request_id": error.request_id[:128] if error and error.request_id else None,
+        "address": address[:MAX_ADDRESS_LENGTH] if address else None,
     }
     if conn is not None:
         conn.execute(insert(log), row)
@@ -138,3 +156,9 @@ def started_by(library_id: str, task_id: int) -> str | None:
     )
     with database.connect() as conn:
         return conn.scalar(query)
+
+
+def prune_activity(before: float) -> int:
+    """Delete the activity of every library written before `before`; return how many lines."""
+    with database.begin() as conn:
+        return conn.execute(delete(log).where(log.c.at < before)).rowcount

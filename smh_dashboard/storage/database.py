@@ -3,11 +3,14 @@ migrations, transactions, and the errors that say the database is out of reach."
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 import time
-from contextlib import AbstractContextManager
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from smh_dashboard import settings
+
 # How long opening a PostgreSQL connection may take before the database counts as down.
 DATABASE_CONNECT_SECONDS = 3
 # What a request meets when the database is locked, down or out of connections: worth a 503
@@ -38,11 +43,28 @@ MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migration
 _SCHEMA_LOCK_KEY = 0x534D4844
 # Alembic keeps its running context in module globals: one migration at a time per process.
 _schema_lock = threading.Lock()
+# The execution option that marks a connection's transactions as writes (see begin()).
+WRITES = "smh_writes"
+
+
+@dataclass(frozen=True)
+class _Writers:
+    """A SQLite database's writers in this process: one at a time, each waiting `seconds` at most.
+
+    SQLite's own busy handler polls with growing sleeps and favours no one, so under load one
+    writer can lose every round until its timeout; queued on a lock, writers take turns.
+    """
+
+    lock: threading.Lock
+    seconds: float
+
+
+_writers: weakref.WeakKeyDictionary[Engine, _Writers] = weakref.WeakKeyDictionary()
 
 
 def init_app(app: Flask) -> None:
     """Open the database named by DATABASE_URL and bring its schema up to the newest revision."""
-    engine = open_engine(app.config["DATABASE_URL"])
+    engine = open_engine(app.config["DATABASE_URL"], app.config["SMH_DATABASE_BUSY_SECONDS"])
     try:
         upgrade = upgrade_schema(engine)
     except OperationalError as error:
@@ -73,11 +95,12 @@ def database_kind() -> str:
     return get_engine().dialect.name
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, busy_seconds: float = settings.DATABASE_BUSY_SECONDS) -> Engine:
     """Open the database at a SQLAlchemy URL, with SQLite tuned for several readers and writers.
 
     A PostgreSQL URL as people write it (postgresql://user:password@host:port/name) goes through
-    psycopg 3, the driver the dashboard depends on.
+    psycopg 3, the driver the dashboard depends on. A SQLite writer waits up to `busy_seconds`
+    for its turn.
     """
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
@@ -94,7 +117,9 @@ def open_engine(url: str) -> Engine:
         )
     engine = create_engine(parsed)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "connect", functools.partial(_tune_sqlite, busy_seconds))
+        event.listen(engine, "begin", _begin_sqlite)
+        _writers[engine] = _Writers(threading.Lock(), busy_seconds)
     return engine
 
 
@@ -166,18 +191,24 @@ def _alembic_config() -> Config:
 
 def _lock_schema(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
-        # pysqlite opens no transaction before DDL; BEGIN IMMEDIATE takes the write lock now,
-        # so another process's check-and-upgrade cannot interleave with this one.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction begins with BEGIN IMMEDIATE (see _begin_sqlite), which takes the
+        # write lock now, so another process's check-and-upgrade cannot interleave with this one.
+        conn.execution_options(**{WRITES: True})
+        conn.begin()
     elif conn.dialect.name == "postgresql":
         # Released when the transaction ends.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
 
 
-def _tune_sqlite(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+def _tune_sqlite(
+    busy_seconds: float, connection: DBAPIConnection, _record: ConnectionPoolEntry
+) -> None:
+    # pysqlite would begin a transaction only before the first write, after the reads that
+    # decided it; _begin_sqlite begins every transaction itself instead.
+    connection.isolation_level = None
     # WAL lets page polls read while a poll writes; the busy timeout makes writers queue, not fail.
     cursor = connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
     # Turning a new file to WAL needs it to itself, and SQLite fails at once rather than wait the
     # busy timeout: when several processes start on a new database, the others try again.
     deadline = time.monotonic() + 5
@@ -192,9 +223,37 @@ def _tune_sqlite(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
-def begin() -> AbstractContextManager[Connection]:
-    """Open a transaction on the dashboard's database, committed when the block ends."""
-    return get_engine().begin()
+def _begin_sqlite(conn: Connection) -> None:
+    # A writer takes the write lock as it begins, waiting the busy timeout for it: one that took
+    # it only at its first write, after reading, would fail at once if another wrote meanwhile.
+    writes = conn.get_execution_options().get(WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+@contextmanager
+def begin() -> Iterator[Connection]:
+    """Open a write transaction on the dashboard's database, committed when the block ends.
+
+    On SQLite the writers of this process take turns first, each waiting at most the busy
+    timeout (SMH_DATABASE_BUSY_SECONDS); past it, the database counts as busy (a 503).
+    """
+    engine = get_engine()
+    writers = _writers.get(engine)
+    if writers is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    if not writers.lock.acquire(timeout=writers.seconds):
+        raise OperationalError(
+            "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+        )
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITES: True})
+            with conn.begin():
+                yield conn
+    finally:
+        writers.lock.release()
 
 
 def connect() -> AbstractContextManager[Connection]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from smh_dashboard.domain.webhooks import Webhook
@@ -154,6 +154,13 @@ def list_deliveries(library_id: str, task_id: int) -> list[Delivery]:
             .order_by(outbox.c.id)
         )
         return [_delivery(row._mapping) for row in rows]
+
+
+def prune_sent(before: float) -> int:
+    """Delete the messages delivered (or given up) before `before`; return how many."""
+    done_at = func.coalesce(outbox.c.delivered_at, outbox.c.given_up_at)
+    with database.begin() as conn:
+        return conn.execute(delete(outbox).where(done_at < before)).rowcount
 
 
 def _delivery(row: RowMapping) -> Delivery:

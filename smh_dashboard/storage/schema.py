@@ -21,6 +21,8 @@ from smh_dashboard.domain import inputs
 
 # The longest "who" kept (a signed-in name, or the client address when there is no sign-in).
 MAX_WHO_LENGTH = 200
+# The longest client address kept: an IPv6 address with its zone, or what a proxy forwarded.
+MAX_ADDRESS_LENGTH = 64
 
 
 def _library_id(*, primary_key: bool = False) -> Column[Any]:
@@ -86,6 +88,8 @@ activity = _numbered_table(
     Column("smh_status", Integer),
     Column("smh_code", String(64)),
     Column("request_id", String(128)),
+    # Where the change came from (after the proxy settings); NULL from the command line.
+    Column("address", String(MAX_ADDRESS_LENGTH)),
     Index("ix_activity_library_id", "library_id", "id"),
 )
 # One row per library: the tasks its last untrack removed, whole, so that it can be undone.

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from smh_dashboard.domain import lifecycle, states
@@ -22,6 +22,15 @@ from smh_dashboard.storage.schema import MAX_WHO_LENGTH, library_versions, tasks
 # Rows read and written per transaction while recording answers: short transactions let page
 # reads and people's writes (track, untrack) through between them, however large the refresh.
 RECORD_CHUNK = 500
+
+
+class TooManyTracked(Exception):
+    """Tracking these tasks would take the library past its cap (SMH_MAX_TRACKED_PER_LIBRARY)."""
+
+    def __init__(self, tracked: int, cap: int) -> None:
+        super().__init__(f"{tracked} tracked, at most {cap}")
+        self.tracked = tracked
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,12 @@ def track_tasks(
     label: str | None,
     now: float,
     conn: Connection | None = None,
+    cap: int | None = None,
 ) -> list[int]:
     """Start tracking tasks; return the ids that were new (tracking twice is a no-op).
 
     Given a connection, the rows join its transaction (a clear tracks its task with its log).
+    With a cap, raise TooManyTracked rather than let the library track more than `cap` tasks.
     """
     ids = list(dict.fromkeys(task_ids))
     if not ids:
@@ -100,6 +111,8 @@ def track_tasks(
     # database says which rows it inserted: no read-then-write gap, so nothing to retry.
     insert_new = database.upsert(tasks).on_conflict_do_nothing()
     with nullcontext(conn) if conn is not None else database.begin() as db:
+        if cap is not None:
+            _check_cap(db, library_id, ids, cap)
         if db.dialect.insert_executemany_returning:
             inserted = set(db.scalars(insert_new.returning(tasks.c.task_id), rows))
         else:
@@ -110,14 +123,24 @@ def track_tasks(
     return [i for i in ids if i in inserted]
 
 
-def untrack_tasks(library_id: str, task_ids: Iterable[int]) -> int:
+def _check_cap(conn: Connection, library_id: str, ids: list[int], cap: int) -> None:
+    in_library = tasks.c.library_id == library_id
+    tracked = conn.scalar(select(func.count()).where(in_library)) or 0
+    already = conn.scalar(select(func.count()).where(in_library, tasks.c.task_id.in_(ids))) or 0
+    if tracked + len(ids) - already > cap:
+        raise TooManyTracked(tracked, cap)
+
+
+def untrack_tasks(library_id: str, task_ids: Iterable[int], conn: Connection | None = None) -> int:
     """Stop tracking tasks and forget what was recorded about them; return how many were."""
-    with database.begin() as conn:
-        result = conn.execute(
-            delete(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id.in_(task_ids))
+    with nullcontext(conn) if conn is not None else database.begin() as db:
+        result = db.execute(
+            delete(tasks).where(
+                tasks.c.library_id == library_id, tasks.c.task_id.in_(list(task_ids))
+            )
         )
         if result.rowcount:
-            _bump_version(conn, library_id)
+            _bump_version(db, library_id)
         return result.rowcount
 
 
@@ -131,11 +154,15 @@ class Untrack:
 
 
 def untrack_tasks_undoably(
-    library_id: str, task_ids: Iterable[int], who: str, now: float
+    library_id: str,
+    task_ids: Iterable[int],
+    who: str,
+    now: float,
+    conn: Connection | None = None,
 ) -> list[int]:
     """Stop tracking tasks, keeping them whole as the library's last untrack; return their ids."""
     where = tasks.c.library_id == library_id, tasks.c.task_id.in_(list(task_ids))
-    with database.begin() as conn:
+    with nullcontext(conn) if conn is not None else database.begin() as conn:
         rows = [dict(row) for row in conn.execute(select(tasks).where(*where)).mappings()]
         if not rows:
             return []
@@ -159,9 +186,9 @@ def last_untrack(library_id: str) -> Untrack | None:
     return Untrack(row.at, row.who, sorted(r["task_id"] for r in row.rows))
 
 
-def undo_untrack(library_id: str) -> list[int]:
+def undo_untrack(library_id: str, conn: Connection | None = None) -> list[int]:
     """Track again the tasks of the library's last untrack, as they were; return their ids."""
-    with database.begin() as conn:
+    with nullcontext(conn) if conn is not None else database.begin() as conn:
         row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
         if row is None:
             return []
@@ -360,9 +387,9 @@ def _end(library_id: str, row: RowMapping, change: dict[str, Any], now: float) -
     }
 
 
-def recheck_task(library_id: str, task_id: int, now: float) -> bool:
+def recheck_task(library_id: str, task_id: int, now: float, conn: Connection | None = None) -> bool:
     """Ask SMH again about a task it did not know or answered oddly, with a fresh grace period."""
-    with database.begin() as conn:
+    with nullcontext(conn) if conn is not None else database.begin() as conn:
         result = conn.execute(
             update(tasks)
             .where(
@@ -389,3 +416,23 @@ def get_task(library_id: str, task_id: int) -> Task | None:
             select(tasks).where(tasks.c.library_id == library_id, tasks.c.task_id == task_id)
         ).first()
     return Task(**row._mapping) if row else None
+
+
+def prune_finished(before: float) -> int:
+    """Forget every task that SMH is no longer asked about and that ended before `before`;
+    return how many were forgotten.
+
+    A task ended when it was seen finished, or else when it was last heard of.
+    """
+    ended_at = func.coalesce(
+        tasks.c.finished_at, tasks.c.missing_since, tasks.c.checked_at, tasks.c.added_at
+    )
+    old = (tasks.c.state.not_in(states.POLLED), ended_at < before)
+    with database.begin() as conn:
+        library_ids = list(conn.scalars(select(tasks.c.library_id).where(*old).distinct()))
+        if not library_ids:
+            return 0
+        removed = conn.execute(delete(tasks).where(*old)).rowcount
+        for library_id in library_ids:
+            _bump_version(conn, library_id)
+        return removed

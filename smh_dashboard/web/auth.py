@@ -19,6 +19,7 @@ from werkzeug.exceptions import TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from smh_dashboard import clock, registry
+from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.users import User
 from smh_dashboard.i18n import gettext
@@ -148,11 +149,26 @@ def current_who() -> str:
     user = current_user() if has_request_context() else None
     if user is not None:
         return user.name
-    address = request.remote_addr if has_request_context() else None
+    address = current_address()
     # Stored as said at the time, in the language of whoever acted, as the entry's message is.
     if address is None:
         return gettext("no sign-in (unknown address)")
     return gettext("no sign-in (%(address)s)", address=address)
+
+
+def current_address() -> str | None:
+    """Return the client's address as this request has it (after TRUSTED_PROXIES), fit to keep.
+
+    An address a proxy forwarded is whatever the client sent it: anything but an IP address is
+    cut short and stripped of control characters before a log line or the activity log keeps it.
+    """
+    if not has_request_context() or not request.remote_addr:
+        return None
+    address = request.remote_addr
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return inputs.printable(inputs.excerpt(address))
 
 
 def may_change() -> bool:
@@ -322,7 +338,8 @@ def _same_origin() -> bool:
 
 
 def record_activity(response: Response) -> Response:
-    """Log each change with who made it; keep answers behind sign-in out of every cache."""
+    """Log each change with who made it and from where; keep answers behind sign-in out of every
+    cache."""
     if request.endpoint not in OPEN_ENDPOINTS and sign_in_required():
         response.headers["Cache-Control"] = "no-store"
     if not sign_in_required():
@@ -330,8 +347,9 @@ def record_activity(response: Response) -> Response:
     if request.method not in SAFE_METHODS and response.status_code < 400:
         user = current_user()
         activity.info(
-            "%s: %s %s -> %s",
+            "%s from %s: %s %s -> %s",
             user.name if user is not None else "(no sign-in)",
+            current_address() or "an unknown address",
             request.method,
             request.path,
             response.status_code,

@@ -41,8 +41,9 @@ def clear_history(library_id: str) -> ResponseReturnValue:
                 id=library.id,
             )
         )
+        clears.refuse_clear(library, auth.current_who(), why, auth.current_address())
         return library_page(library, 400, clear_error=why)
-    result = clears.start_clear(library, auth.current_who())
+    result = clears.start_clear(library, auth.current_who(), auth.current_address())
     if not result.done:
         status = _failure_status(result)
         response = make_response(library_page(library, status, clear_error=result.message))
@@ -59,7 +60,7 @@ def disable_history(library_id: str) -> ResponseReturnValue:
     if request.form.get("confirm") != "off":
         why = gettext("File history is unchanged: tick the box to confirm switching it off.")
         return library_page(library, 400, history_error=why)
-    result = clears.switch_history_off(library, auth.current_who())
+    result = clears.switch_history_off(library, auth.current_who(), auth.current_address())
     if not result.done:
         return library_page(library, _failure_status(result), history_error=result.message)
     return after_change(library, result.message)

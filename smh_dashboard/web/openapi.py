@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from flask import Blueprint, url_for
+from flask import Blueprint, current_app, url_for
 from flask.typing import ResponseReturnValue
 
 from smh_dashboard.domain import inputs, libraries
@@ -84,6 +84,8 @@ def describe_api() -> dict:
 
 
 def _task_query() -> dict:
+    max_stale = float(current_app.config["SMH_API_MAX_STALE_SECONDS"])
+
     def error(description: str) -> dict:
         return {
             "description": description,
@@ -99,7 +101,22 @@ def _task_query() -> dict:
         ],
         "responses": {
             "200": {
-                "description": "The tasks SMH knows, in the order asked; unknown ids left out",
+                "description": "The tasks SMH knows, in the order asked; unknown ids left out. "
+                "While SMH fails, tasks under way are answered from the dashboard's record with "
+                f"{api.OUTAGE_HEADER} and {api.STALE_HEADER}, for at most "
+                f"{max_stale:g} seconds of failure; after that SMH's error is the answer.",
+                "headers": {
+                    api.OUTAGE_HEADER: {
+                        "description": "Only while SMH fails: its error code (such as "
+                        "InvalidAccessToken), or BadGateway or GatewayTimeout",
+                        "schema": {"type": "string"},
+                    },
+                    api.STALE_HEADER: {
+                        "description": "Only while SMH fails: for how many whole seconds it has "
+                        "been failing (the answer is at least this old)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "content": {
                     "application/json": {
                         "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}
@@ -108,7 +125,8 @@ def _task_query() -> dict:
             },
             "4XX": error(
                 "A bad task id list (400), sign-in needed (401), an unknown library (404), "
-                "too many failed sign-ins (429), or SMH's own refusal passed through"
+                "too many failed sign-ins or too many calls waiting at once (429, with "
+                "Retry-After), or SMH's own refusal passed through"
             ),
             "502": error("SMH failed or answered garbage (with Retry-After)"),
             "504": error("SMH did not answer in time (with Retry-After)"),

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
 
 from smh_dashboard import clock
+from smh_dashboard.actions import tracking
 from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.tasks import Task
@@ -81,9 +82,9 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
     try:
         ids = inputs.parse_task_ids(form["task_ids"])
         label = inputs.parse_label(form["label"])
+        new = tracking.track(library, ids, label, auth.current_who(), auth.current_address())
     except inputs.InputError as error:
         return library_page(library, 400, form=inputs.shown_back(form), form_error=str(error))
-    new = tasks.track_tasks(library.id, ids, label, clock.now())
     already = len(ids) - len(new)
     message = ngettext("Now tracking %(num)d task.", "Now tracking %(num)d tasks.", len(new))
     if already:
@@ -97,7 +98,7 @@ def track_tasks(library_id: str) -> ResponseReturnValue:
 def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Stop tracking one task."""
     library = library_or_404(library_id)
-    if tasks.untrack_tasks_undoably(library.id, [task_id], auth.current_who(), clock.now()):
+    if tracking.untrack(library, [task_id], auth.current_who(), auth.current_address()):
         message = gettext("Task %(task)d is no longer tracked.", task=task_id)
     else:
         message = gettext("Task %(task)d was not tracked.", task=task_id)
@@ -109,7 +110,7 @@ def untrack_selected(library_id: str) -> ResponseReturnValue:
     """Stop tracking the tasks ticked in the table; the last untrack can be undone."""
     library = library_or_404(library_id)
     ids = _selected_ids()
-    gone = tasks.untrack_tasks_undoably(library.id, ids, auth.current_who(), clock.now())
+    gone = tracking.untrack(library, ids, auth.current_who(), auth.current_address())
     if gone:
         message = ngettext(
             "%(num)d task no longer tracked.", "%(num)d tasks no longer tracked.", len(gone)
@@ -123,7 +124,7 @@ def untrack_selected(library_id: str) -> ResponseReturnValue:
 def undo_untrack(library_id: str) -> ResponseReturnValue:
     """Track again, as they were, the tasks of the library's last untrack."""
     library = library_or_404(library_id)
-    back = tasks.undo_untrack(library.id)
+    back = tracking.undo_untrack(library, auth.current_who(), auth.current_address())
     if back:
         message = ngettext("%(num)d task tracked again.", "%(num)d tasks tracked again.", len(back))
     else:
@@ -135,7 +136,8 @@ def undo_untrack(library_id: str) -> ResponseReturnValue:
 def recheck_selected(library_id: str) -> ResponseReturnValue:
     """Ask SMH again about the ticked tasks it did not know."""
     library = library_or_404(library_id)
-    rechecked = [i for i in _selected_ids() if tasks.recheck_task(library.id, i, clock.now())]
+    ids = _selected_ids()
+    rechecked = tracking.recheck(library, ids, auth.current_who(), auth.current_address())
     if rechecked:
         message = ngettext(
             "Checking %(num)d task with SMH again.",
@@ -152,7 +154,7 @@ def recheck_task(library_id: str, task_id: int) -> ResponseReturnValue:
     """Ask SMH again about a task it did not know."""
     library = library_or_404(library_id)
     message = None
-    if tasks.recheck_task(library.id, task_id, clock.now()):
+    if tracking.recheck(library, [task_id], auth.current_who(), auth.current_address()):
         message = gettext("Checking task %(task)d with SMH again.", task=task_id)
     back_to_task = request.form.get("back") == "task"
     return after_change(library, message, task_id if back_to_task else None)

@@ -5,7 +5,7 @@ import pytest
 from test_i18n import CHINESE, english_words
 from werkzeug.security import generate_password_hash
 
-from smh_dashboard.storage import listings, tasks
+from smh_dashboard.storage import activity, listings, tasks
 
 PASSWORDS = {"ana": "ana-s3cret", "vic": "vic-s3cret", "sam": "sam-s3cret"}
 # A quick hash keeps the suite fast; the format is the one `flask hash-password` writes.
@@ -179,23 +179,53 @@ def test_a_viewer_reads_everything_but_sees_no_forms(client, app, sim, clock, ne
     assert "Check again" in operator
 
 
-@pytest.mark.parametrize(
-    ("path", "data"),
-    [
-        ("/libraries/lib1/tasks", {"task_ids": "6"}),
-        ("/libraries/lib1/tasks/5/untrack", {}),
-        ("/libraries/lib1/tasks/5/recheck", {}),
-    ],
-)
-def test_a_viewers_post_answers_403_and_changes_nothing(client, app, clock, path, data):
+# Every change a form makes, with what its form sends.
+CHANGES = [
+    ("/libraries/{id}/tasks", {"task_ids": "6"}),
+    ("/libraries/{id}/tasks/5/untrack", {}),
+    ("/libraries/{id}/tasks/5/recheck", {}),
+    ("/libraries/{id}/clear-history", {"confirm": "{id}"}),
+    ("/libraries/{id}/history-settings/disable", {"confirm": "off"}),
+]
+
+
+def change(path, data, library_id="lib1"):
+    """Return a change of CHANGES aimed at one library: its path and its form."""
+    return path.format(id=library_id), {k: v.format(id=library_id) for k, v in data.items()}
+
+
+def assert_smh_changed_nothing(sim):
+    assert sim.calls["history.clear"] == 0
+    assert sim.calls["history.set"] == 0
+
+
+@pytest.mark.parametrize(("path", "data"), CHANGES)
+def test_a_viewers_post_answers_403_and_changes_nothing(client, app, sim, clock, path, data):
     track(app, clock, 5)
     token = csrf_of(client, "ana")
+    path, data = change(path, data)
 
     response = client.post(path, data=data | {"csrf_token": token}, **as_user("vic"))
 
     assert response.status_code == 403
     assert "vic is a viewer" in response.get_data(as_text=True)
     assert tracked_ids(app) == [5]
+    assert_smh_changed_nothing(sim)
+
+
+@pytest.mark.parametrize(("path", "data"), CHANGES)
+def test_an_operator_of_another_library_changes_nothing_here(client, app, sim, clock, path, data):
+    track(app, clock, 5)
+    token = csrf_of(client, "sam", "/libraries/lib2")
+    path, data = change(path, data)
+
+    response = client.post(path, data=data | {"csrf_token": token}, **as_user("sam"))
+
+    assert response.status_code == 404
+    assert tracked_ids(app) == [5]
+    assert_smh_changed_nothing(sim)
+    with app.app_context():
+        assert activity.list_activity("lib1") == []
 
 
 def test_an_operator_tracks_and_untracks_and_the_log_names_them(client, app, clock, caplog):
@@ -214,8 +244,8 @@ def test_an_operator_tracks_and_untracks_and_the_log_names_them(client, app, clo
 
     assert (tracked.status_code, untracked.status_code) == (303, 303)
     assert tracked_ids(app) == [7]
-    assert "ana: POST /libraries/lib1/tasks -> 303" in caplog.text
-    assert "ana: POST /libraries/lib1/tasks/6/untrack -> 303" in caplog.text
+    assert "ana from 127.0.0.1: POST /libraries/lib1/tasks -> 303" in caplog.text
+    assert "ana from 127.0.0.1: POST /libraries/lib1/tasks/6/untrack -> 303" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -340,7 +370,7 @@ def test_without_users_every_page_says_there_is_no_sign_in(make_app, clock):
 
 
 @pytest.mark.parametrize("users_file", [True, False], ids=["operator", "no-users"])
-def test_read_only_turns_every_change_off(make_app, settings, clock, users_file):
+def test_read_only_turns_every_change_off(make_app, settings, sim, clock, users_file):
     users = settings["SMH_USERS_FILE"] if users_file else None
     app = make_app(SMH_READ_ONLY="1", SMH_USERS_FILE=users)
     track(app, clock, 5)
@@ -349,18 +379,19 @@ def test_read_only_turns_every_change_off(make_app, settings, clock, users_file)
 
     page = client.get("/libraries/lib1", **who).get_data(as_text=True)
     task = client.get("/libraries/lib1/tasks/5", **who).get_data(as_text=True)
-    posts = [
-        client.post("/libraries/lib1/tasks", data={"task_ids": "6"}, **who),
-        client.post("/libraries/lib1/tasks/5/untrack", **who),
-        client.post("/libraries/lib1/tasks/5/recheck", **who),
-    ]
+    posts = []
+    for path, data in CHANGES:
+        path, data = change(path, data)
+        posts.append(client.post(path, data=data, **who))
 
     for html in (page, task):
         assert "Read-only:" in html
         assert 'method="post"' not in html
-    assert [p.status_code for p in posts] == [403] * 3
-    assert "read-only" in posts[0].get_data(as_text=True)
+    assert [p.status_code for p in posts] == [403] * len(CHANGES)
+    for post in posts:
+        assert "read-only" in post.get_data(as_text=True)
     assert tracked_ids(app) == [5]
+    assert_smh_changed_nothing(sim)
     assert ("No sign-in:" in page) is not users_file
 
 

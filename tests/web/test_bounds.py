@@ -127,7 +127,11 @@ def test_concurrent_track_and_untrack_count_each_change_once(app, engine, clock,
         assert reported_new[task_id] - removed[task_id] == (task_id in now_tracked)
 
 
-def test_a_locked_database_is_a_503_that_asks_to_retry(client, app, settings, csrf, caplog):
+def test_a_locked_database_is_a_503_that_asks_to_retry(make_app, settings, caplog):
+    app = make_app(SMH_DATABASE_BUSY_SECONDS=0.5)
+    client = app.test_client()
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     holder = sqlite3.connect(settings["DATABASE_URL"].removeprefix("sqlite:///"))
     holder.isolation_level = None
     # Another process holds the write lock past the dashboard's busy timeout.
