@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 
-from babel.numbers import get_group_symbol
 from flask import Flask
 
 from smh_dashboard.domain import inputs, states
-from smh_dashboard.i18n import get_locale, gettext, ngettext
+from smh_dashboard.i18n import GROUP_SYMBOLS, get_locale, gettext, ngettext
 
 
 def init_app(app: Flask) -> None:
@@ -27,13 +25,8 @@ def number(value: int | None) -> str:
     if value is None:
         return "—"
     # Babel's format_decimal costs ~20x more, and every row shows counts. The dashboard's
-    # languages all group digits by three; only the separator differs.
-    return f"{value:,}".replace(",", _group_symbol(get_locale()))
-
-
-@functools.cache
-def _group_symbol(locale: str) -> str:
-    return get_group_symbol(locale)
+    # languages all group digits by three; only the separator could differ.
+    return f"{value:,}".replace(",", GROUP_SYMBOLS[get_locale()])
 
 
 def pretty_json(value: object) -> str:
