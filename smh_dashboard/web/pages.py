@@ -15,6 +15,7 @@ from smh_dashboard.web import (
     health,
     history,
     libraries,
+    rows,
     tasks,
 )
 
@@ -44,3 +45,4 @@ def init_app(app: Flask) -> None:
         BADGES=badges.BADGES,
         FILTERS=filters.FILTERS,
     )
+    rows.init_app(app)
