@@ -2,6 +2,7 @@
 with the clock, and the row's actions need no CSRF token in a poll's answer."""
 
 import dataclasses
+import gzip
 import re
 
 import pytest
@@ -105,3 +106,23 @@ def test_row_buttons_submit_one_form_that_polls_never_carry(client, sim, app, cl
 
     untracked = client.post(f"/libraries/lib1/tasks/{task_id}/untrack", data={"csrf_token": csrf})
     assert untracked.status_code == 303
+
+
+def test_a_whole_section_is_gzipped_for_browsers_that_take_it_and_a_page_never(
+    client, sim, app, clock
+):
+    task_ids = sim.add_tasks("lib1", 30, run_seconds=600)
+    with app.app_context():
+        tasks.track_tasks("lib1", task_ids, "A label long enough to make the rows add up", clock())
+    gzip_headers = HTMX | {"Accept-Encoding": "gzip"}
+
+    plain = client.get("/libraries/lib1/rows", headers=HTMX)
+    packed = client.get("/libraries/lib1/rows", headers=gzip_headers)
+    page = client.get("/libraries/lib1", headers={"Accept-Encoding": "gzip"})
+
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert len(packed.get_data()) * 5 < len(plain.get_data())
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert "Content-Encoding" not in page.headers
