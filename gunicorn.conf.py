@@ -7,6 +7,8 @@ mode, so that /metrics adds up what every worker counted.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import os
 import shutil
@@ -38,6 +40,19 @@ def on_starting(server: Arbiter) -> None:
     os.makedirs(_directory, exist_ok=True)
     for path in glob.glob(os.path.join(_directory, "*.db")):
         os.remove(path)
+
+
+# glibc's mallopt parameter for the most memory arenas a process keeps (M_ARENA_MAX).
+_ARENA_MAX = -8
+
+
+def post_fork(server: Arbiter, worker: Worker) -> None:
+    """Let a worker's threads share two memory arenas rather than one each, where glibc is the
+    C library: each arena keeps the memory freed in it, and a worker's request and refresh
+    threads would otherwise hold about 6 MB more between them."""
+    name = ctypes.util.find_library("c")
+    if name and "libc.so" in name:
+        ctypes.CDLL(name).mallopt(_ARENA_MAX, 2)
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:

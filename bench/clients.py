@@ -255,6 +255,7 @@ class Timed:
     body: bytes
     wire_bytes: int
     rows_only: bool = False
+    encoding: str | None = None
 
 
 def get_timed(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
@@ -263,12 +264,15 @@ def get_timed(connection: http.client.HTTPConnection, path: str) -> tuple[float,
     return timed.seconds, timed.body
 
 
-def fetch_timed(connection: http.client.HTTPConnection, path: str) -> Timed:
-    """GET a path on a kept-alive connection as htmx would; a 200 or a 204 (nothing new)."""
+def fetch_timed(
+    connection: http.client.HTTPConnection, path: str, headers: dict[str, str] = HTMX_HEADERS
+) -> Timed:
+    """GET a path on a kept-alive connection as htmx would; a 200 or a 204 (nothing new). The
+    body is returned as sent: compressed if the headers asked for it and the server did."""
     for attempt in range(2):
         try:
             start = time.perf_counter()
-            connection.request("GET", path, headers=HTMX_HEADERS)
+            connection.request("GET", path, headers=headers)
             response = connection.getresponse()
             body = response.read()
             elapsed = time.perf_counter() - start
@@ -279,7 +283,8 @@ def fetch_timed(connection: http.client.HTTPConnection, path: str) -> Timed:
             )
             wire = len(head.encode()) + 2 + len(body)
             rows_only = response.getheader("HX-Reswap") == "none"
-            return Timed(elapsed, response.status, body, wire, rows_only)
+            encoding = response.getheader("Content-Encoding")
+            return Timed(elapsed, response.status, body, wire, rows_only, encoding)
         except (http.client.HTTPException, ConnectionError):
             # gunicorn closes idle keep-alive connections after 2 s; open a new one once.
             connection.close()

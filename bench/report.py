@@ -10,12 +10,21 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from bench.drawing import Drawing
 
 OK, MISSED, NO_TARGET = "✓", "✗", "—"
 TIMES = "\N{MULTIPLICATION SIGN}"
+# Issue 21's targets: drawing the section and the page costs close to /healthz.
+SECTION_LIMIT = 3.0
+PAGE_LIMIT = 4.0
+SIZE_LIMIT_KIB = 30.0
+MEMORY_LIMIT_MIB = 96.0
 
 
 class Row(Protocol):
@@ -67,3 +76,91 @@ def describe_machine(args: argparse.Namespace) -> str:
         f"{args.cache_seconds} · SMH_POLL_SECONDS={args.poll_seconds:g} · T={args.seconds:g} s · "
         f"{args.running_share:.0%} of tasks running"
     )
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One of issue 21's figures as measured, beside its target."""
+
+    HEADERS: ClassVar[tuple[str, ...]] = ("Figure", "Measured", "Target", "Verdict")
+
+    figure: str
+    measured: str
+    target: str
+    ok: bool | None
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row as printed."""
+        return (self.figure, self.measured, self.target, verdict(self.ok))
+
+
+def issue_21_rows(
+    drawing: Drawing | None, rss_mib: float | None, failed: dict[str, str]
+) -> list[TargetRow]:
+    """Return issue 21's figures beside their targets, or why one could not be measured."""
+    rows = []
+    if drawing is None:
+        why = f"could not run: {failed.get('drawing', 'not measured')}"
+        rows += [
+            TargetRow(
+                "whole task section (50 rows) vs /healthz", why, f"≤ {SECTION_LIMIT:g}{TIMES}", None
+            ),
+            TargetRow("its size", why, f"≤ {SIZE_LIMIT_KIB:g} KiB", None),
+            TargetRow("whole library page vs /healthz", why, f"≤ {PAGE_LIMIT:g}{TIMES}", None),
+        ]
+    else:
+        healthz = drawing.median("healthz") * 1000
+        for name, label, limit in (
+            (
+                "section, gzip",
+                f"whole task section ({drawing.rows} rows), gzip, vs /healthz",
+                SECTION_LIMIT,
+            ),
+            (
+                "section",
+                f"whole task section ({drawing.rows} rows), uncompressed, vs /healthz",
+                SECTION_LIMIT,
+            ),
+            ("page", "whole library page vs /healthz", PAGE_LIMIT),
+        ):
+            ratio = drawing.ratio(name)
+            rows.append(
+                TargetRow(
+                    label,
+                    f"{drawing.median(name) * 1000:.2f} ms = {ratio:.1f}{TIMES} "
+                    f"(/healthz {healthz:.2f} ms)",
+                    f"≤ {limit:g}{TIMES}",
+                    ratio <= limit,
+                )
+            )
+        wire = drawing.wire["section, gzip"] / 1024
+        rows.append(
+            TargetRow(
+                "its size, on the wire with headers",
+                f"{wire:.1f} KiB gzip ({drawing.markup['section'] / 1024:.1f} KiB of markup; "
+                f"{drawing.wire['section'] / 1024:.1f} KiB uncompressed)",
+                f"≤ {SIZE_LIMIT_KIB:g} KiB",
+                wire <= SIZE_LIMIT_KIB,
+            )
+        )
+    if rss_mib is None:
+        why = f"could not run: {failed.get('memory', 'not measured')}"
+        rows.append(TargetRow("worker RSS after 10,000 tasks in 10 libraries", why, "", None))
+    else:
+        rows.append(
+            TargetRow(
+                "worker RSS after tracking and polling 10,000 tasks in 10 libraries",
+                f"{rss_mib:.1f} MiB",
+                f"≤ {MEMORY_LIMIT_MIB:g} MiB",
+                rss_mib <= MEMORY_LIMIT_MIB,
+            )
+        )
+    rows.append(
+        TargetRow(
+            "scenarios that could not run",
+            str(len(failed)) + (f" ({', '.join(failed)})" if failed else ""),
+            "0",
+            not failed,
+        )
+    )
+    return rows

@@ -4,8 +4,10 @@ Run from the repository root: `python bench/run.py` (about 4 minutes on 2 cores)
 `python bench/run.py --quick` for a smoke run of about a minute. It starts the SMH simulator and
 the dashboard under gunicorn on free 127.0.0.1 ports, drives open pages, proxy scripts and plain
 clients against them, and prints one table per figure with its floor, naive counterpart or
-target beside it. It is a measurement, not a test: it exits 0 whatever the verdicts, and non-zero
-only when it could not run. Progress goes to stderr, the tables to stdout.
+target beside it, issue 21's drawing figures first. It is a measurement, not a test: it exits 0
+whatever the verdicts. A scenario that cannot run says why in its table and the others still
+report; the run exits non-zero only when the servers themselves could not start. Progress goes
+to stderr, the tables to stdout.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from sqlalchemy.engine import make_url
@@ -25,8 +29,10 @@ if not __package__:
     # Run as a script, sys.path starts at bench/; the `bench` package lives in the repository root.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import instances, report, scenarios, servers
+from bench import drawing, instances, report, scenarios, servers
 from bench.report import TIMES, format_table, say
+
+T = TypeVar("T")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,6 +51,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients for req/s")
     parser.add_argument("--rate-seconds", type=float, help="seconds per req/s measurement (5)")
     parser.add_argument("--latency-seconds", type=float, help="seconds of latency sampling per N")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds timing the section and page at 100 tasks (150)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--cache-seconds", type=int, default=5, help="SMH_CACHE_SECONDS")
@@ -62,6 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.large_tasks = args.large_tasks or (10_000 if quick else 40_000)
     args.rate_seconds = args.rate_seconds or (2.0 if quick else 5.0)
     args.latency_seconds = args.latency_seconds or (2.0 if quick else 5.0)
+    args.rounds = args.rounds or (50 if quick else 150)
     if not 0 <= args.running_share <= 1 or args.poll_seconds < 2 or args.cache_seconds < 1:
         parser.error("need 0 <= --running-share <= 1, --poll-seconds >= 2, --cache-seconds >= 1")
     return args
@@ -75,9 +85,34 @@ def parse_counts(text: str) -> list[int]:
     return sorted(set(counts))
 
 
+class Attempts:
+    """Run scenarios one by one: one that cannot run says why, and the others still report."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+
+    def run(self, name: str, measure: Callable[[], T], fallback: T) -> T:
+        """Return what `measure` found, or `fallback` once it failed (the reason is kept)."""
+        try:
+            return measure()
+        except Exception as error:  # any failure of one scenario: reported, and the rest go on
+            reason = f"{type(error).__name__}: {error}".strip()
+            say(f"could not run {name}: {reason}")
+            traceback.print_exc(file=sys.stderr)
+            self.failed[name] = reason
+            return fallback
+
+    def table(self, name: str, rendered: Callable[[], str]) -> str:
+        """Return a scenario's table, or why it could not run."""
+        if name in self.failed:
+            return f"_Could not run: {self.failed[name]}_"
+        return rendered()
+
+
 def run(args: argparse.Namespace) -> str:
     """Run every scenario against one simulator and one dashboard; return the report."""
     began = time.monotonic()
+    attempts = Attempts()
     with (
         tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp,
         servers.run_servers(args, Path(tmp)) as stack,
@@ -93,20 +128,39 @@ def run(args: argparse.Namespace) -> str:
         load = [stack.libraries[f"load-{n}"] for n in args.tasks]
         if not servers.wait_checked(stack.database, load, 60):
             raise RuntimeError("the load libraries' first refreshes did not end within 60 s")
-        upstream, browser = scenarios.measure_pages(stack, args)
-        upstream += scenarios.measure_proxy(stack, args)
-        finish_upstream, finish_browser = scenarios.measure_finish(stack, args)
+        none: tuple[list[scenarios.UpstreamRow], list[scenarios.BrowserRow]] = ([], [])
+        upstream, browser = attempts.run(
+            "pages", lambda: scenarios.measure_pages(stack, args), none
+        )
+        upstream += attempts.run("proxy", lambda: scenarios.measure_proxy(stack, args), [])
+        finish_upstream, finish_browser = attempts.run(
+            "finish", lambda: scenarios.measure_finish(stack, args), none
+        )
         upstream += finish_upstream
         browser += finish_browser
-        latency = scenarios.measure_latency(stack, args)
-        throughput = scenarios.measure_throughput(stack, args)
-        memory = scenarios.measure_memory(stack, args, boot_rss)
+        drawn: drawing.Drawing | None = attempts.run(
+            "drawing", lambda: drawing.measure_drawing(stack, args), None
+        )
+        latency: dict[int, scenarios.LatencySamples] = attempts.run(
+            "latency", lambda: scenarios.measure_latency(stack, args), {}
+        )
+        throughput: list[scenarios.ThroughputRow] = attempts.run(
+            "throughput", lambda: scenarios.measure_throughput(stack, args), []
+        )
+        no_memory: tuple[list[scenarios.MemoryRow], float | None] = ([], None)
+        memory, rss = attempts.run(
+            "memory", lambda: scenarios.measure_memory(stack, args, boot_rss), no_memory
+        )
         # Last: its library keeps refreshing while anything asks about it.
-        large = scenarios.measure_large(stack, args)
+        large: list[scenarios.LargeRow] = attempts.run(
+            "large", lambda: scenarios.measure_large(stack, args), []
+        )
     multi = None
     if args.database_url and args.redis_url:
         with tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp:
-            multi = instances.measure_instances(args, Path(tmp))
+            multi = attempts.run(
+                "instances", lambda: instances.measure_instances(args, Path(tmp)), None
+            )
     command = "python bench/run.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     if args.database_url:
         # The report is pasted into the README: the database's password stays out of it.
@@ -120,6 +174,20 @@ def run(args: argparse.Namespace) -> str:
     sections = [
         f"## Benchmark: `{command}`",
         report.describe_machine(args),
+        "### Drawing: issue 21's figures beside their targets",
+        format_table(report.TargetRow.HEADERS, report.issue_21_rows(drawn, rss, attempts.failed)),
+        "The section, the page and /healthz are timed in turn by one keep-alive client over "
+        f"{args.rounds} rounds, on a library of {drawing.RENDER_TASKS} tracked tasks "
+        f"({drawing.RENDER_RUNNING} running, every other one, so the first page shows both "
+        "kinds of row); samples during which the dashboard asked SMH are dropped. The section's "
+        "size is what a browser receives: browsers ask for gzip, and the dashboard compresses "
+        "whole-section poll answers (never a page, which carries CSRF tokens). RSS is after "
+        "the memory scenario below.",
+        attempts.table(
+            "drawing",
+            lambda: format_table(drawing.DrawingRow.HEADERS, drawing.drawing_rows(drawn)),
+        ),
+        "Body is as sent (compressed for the gzip row); on the wire adds the headers.",
         "### Upstream task queries",
         format_table(scenarios.UpstreamRow.HEADERS, upstream),
         f"Floor: ceil(seconds / SMH_CACHE_SECONDS) {TIMES} ceil(running / 100) per library with "
@@ -133,7 +201,10 @@ def run(args: argparse.Namespace) -> str:
         "interval, and none once the fragment comes back without a trigger. Per-row polling is "
         "the naive counterpart (one request per running row shown).",
         "### Latency with a warm cache (ms), against /healthz on the same server",
-        format_table(scenarios.LatencyRow.HEADERS, scenarios.latency_rows(latency)),
+        attempts.table(
+            "latency",
+            lambda: format_table(scenarios.LatencyRow.HEADERS, scenarios.latency_rows(latency)),
+        ),
         "One sequential client; samples during which the dashboard asked SMH are dropped "
         f"({sum(len(s.cold) for s in latency.values())} in all). Times include the client. "
         "A poll with nothing new sends the version its page was drawn at (`?v=`) and gets an "
@@ -141,20 +212,28 @@ def run(args: argparse.Namespace) -> str:
         "of its first page finished (the version it sends is older than that change), answered "
         "with that row, the counts and the poller; the whole-section poll sends no version.",
         "### Bytes per poll, on the wire with headers",
-        format_table(scenarios.BytesRow.HEADERS, scenarios.bytes_rows(latency)),
+        attempts.table(
+            "latency",
+            lambda: format_table(scenarios.BytesRow.HEADERS, scenarios.bytes_rows(latency)),
+        ),
         "### Poll fragment cost as N grows",
-        format_table(scenarios.GrowthRow.HEADERS, scenarios.growth_rows(latency)),
+        attempts.table(
+            "latency",
+            lambda: format_table(scenarios.GrowthRow.HEADERS, scenarios.growth_rows(latency)),
+        ),
         "### Server memory",
-        format_table(scenarios.MemoryRow.HEADERS, memory),
-        "RSS is VmRSS of the gunicorn worker(s). The issue sets no memory target; 128 MiB per "
-        "worker is this benchmark's budget (four workers in a 512 MiB instance).",
+        attempts.table("memory", lambda: format_table(scenarios.MemoryRow.HEADERS, memory)),
+        "RSS is VmRSS of the gunicorn worker(s); the target is issue 21's.",
         "### Sustained requests per second",
-        format_table(scenarios.ThroughputRow.headers(args.poll_seconds), throughput),
+        attempts.table(
+            "throughput",
+            lambda: format_table(scenarios.ThroughputRow.headers(args.poll_seconds), throughput),
+        ),
         f"{args.clients} concurrent keep-alive clients for {args.rate_seconds:g} s. The clients "
         "run as Python threads on the same 2 cores as the server: when /healthz and the fragment "
         "come out close, the client is the bottleneck and the server's true ceiling is higher.",
         f"### Large library: {args.large_tasks:,} running tasks",
-        format_table(scenarios.LargeRow.HEADERS, large),
+        attempts.table("large", lambda: format_table(scenarios.LargeRow.HEADERS, large)),
         f"Each request has its own sequential client, {scenarios.LARGE_SAMPLES} requests "
         f"{scenarios.LARGE_SPACING:g} s apart (or at once after a slow one), all four starting "
         "together, the library page first: its request starts the library's refresh in the "
@@ -166,15 +245,22 @@ def run(args: argparse.Namespace) -> str:
         "task is due again, with the dashboard's environment but a libraries file naming this "
         "library only.",
         "### One process and two instances under the same page load",
-        format_table(instances.InstancesRow.HEADERS, multi)
-        if multi
-        else "_Not run: give --database-url and --redis-url._",
+        attempts.table(
+            "instances",
+            lambda: (
+                format_table(instances.InstancesRow.HEADERS, multi)
+                if multi
+                else "_Not run: give --database-url and --redis-url._"
+            ),
+        ),
         f"{instances.CLIENTS} clients poll {instances.LIBRARIES} libraries' pages "
         f"({instances.TASKS_PER_LIBRARY} running tasks each) for {args.seconds:g} s, round-robin "
         "over the instances, each layout with its own simulator. Floor: one query per library "
         "per cache window. The single process's figures are the same load on one gunicorn "
         "worker and SQLite; the instances share the answer cache and each library's refresh "
         "lease through Redis, and the store through PostgreSQL.",
+        "### Scenarios that could not run",
+        "\n".join(f"- {name}: {why}" for name, why in attempts.failed.items()) or "None.",
         f"_Finished in {time.monotonic() - began:.0f} s._",
     ]
     return "\n\n".join(sections)

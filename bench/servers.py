@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 MEMORY_LIBRARIES = 10
 MEMORY_TASKS_PER_LIBRARY = 1000
 LARGE_LIBRARY = "large"
+RENDER_LIBRARY = "render-100"
 RUNNING_SECONDS = 3600
 # Ids per tasks.track_tasks call: it asks about all of them in one IN (...), and SQLite builds
 # before 3.32 allow 999 variables a statement, later ones 32,766 by default.
@@ -234,7 +235,7 @@ def open_store(env: dict[str, str]) -> Iterator[Callable[[str, list[int]], None]
 @contextlib.contextmanager
 def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
     """Start the simulator and the dashboard on loopback, and always stop both."""
-    ids = [f"load-{n}" for n in args.tasks] + ["finish", LARGE_LIBRARY]
+    ids = [f"load-{n}" for n in args.tasks] + ["finish", LARGE_LIBRARY, RENDER_LIBRARY]
     ids += [f"mem-{i:02d}" for i in range(1, MEMORY_LIBRARIES + 1)]
     libraries = {i: Library(i, f"bench-secret-{i}") for i in ids}
     write_libraries_file(workdir / "libraries.toml", list(libraries.values()))

@@ -169,15 +169,35 @@ function markUpToDate(event) {
 }
 
 // The announcer: elements that can change state carry an id, data-state and the sentence to say
-// (data-announce, rendered by the server). After each swap, whatever changed state, or appeared,
-// is said once through the one polite live region in base.html, which no poll replaces.
+// (data-announce, rendered by the server), or are rows of a table that holds the sentence once
+// for all its rows (data-text-announce, with {task}, {state} and {n} to fill in from the row).
+// After each swap, whatever changed state, or appeared, is said once through the one polite live
+// region in base.html, which no poll replaces.
 const statesSeen = new Map();
+const SPOKEN = "[data-announce][id], [data-text-announce] tr[id][data-state]";
+
+function sentenceOf(element) {
+  if (element.dataset.announce) return element.dataset.announce;
+  const table = element.closest("[data-text-announce]");
+  const badge = element.querySelector(".badge");
+  const cell = element.querySelector("td.num");
+  if (!badge) return "";
+  // A count of versions deleted is said when the row shows one (a dash when SMH sent none).
+  const deleted = cell ? cell.textContent.trim() : "";
+  const counted = /\d/.test(deleted);
+  const sentence = counted ? table.dataset.textAnnounceDeleted : table.dataset.textAnnounce;
+  return sentence
+    .replace("{task}", () => element.id.slice("task-".length))
+    .replace("{state}", () => badge.textContent.trim())
+    .replace("{n}", () => deleted);
+}
 
 function announceChanges(speak) {
   const sentences = [];
-  for (const element of document.querySelectorAll("[data-announce][id]")) {
+  for (const element of document.querySelectorAll(SPOKEN)) {
     const state = element.dataset.state || "";
-    if (speak && statesSeen.get(element.id) !== state) sentences.push(element.dataset.announce);
+    const sentence = speak && statesSeen.get(element.id) !== state ? sentenceOf(element) : "";
+    if (sentence) sentences.push(sentence);
     statesSeen.set(element.id, state);
   }
   const announcer = document.getElementById("announcer");

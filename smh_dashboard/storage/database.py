@@ -12,12 +12,8 @@ import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from sqlalchemy import Table, create_engine, event, inspect, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +24,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from smh_dashboard import settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # How long opening a PostgreSQL connection may take before the database counts as down.
 DATABASE_CONNECT_SECONDS = 3
@@ -66,14 +65,14 @@ def init_app(app: Flask) -> None:
     """Open the database named by DATABASE_URL and bring its schema up to the newest revision."""
     engine = open_engine(app.config["DATABASE_URL"], app.config["SMH_DATABASE_BUSY_SECONDS"])
     try:
-        upgrade = upgrade_schema(engine)
+        upgrade = None if at_newest_revision(engine) else upgrade_schema(engine)
     except OperationalError as error:
         # The first line says why ("connection refused"); the rest would be driver noise.
         where = engine.url.render_as_string(hide_password=True)
         raise SystemExit(
             f"Database error: cannot open {where}: {str(error.orig).splitlines()[0]}"
         ) from None
-    if upgrade.adopted or upgrade.before not in (None, upgrade.after):
+    if upgrade and (upgrade.adopted or upgrade.before not in (None, upgrade.after)):
         # A new database is routine; an existing one whose schema changed is worth a line.
         app.logger.warning("Database schema: %s", upgrade.describe())
     app.extensions[EXTENSION] = engine
@@ -153,8 +152,28 @@ class SchemaUpgrade:
         return done
 
 
+def at_newest_revision(engine: Engine) -> bool:
+    """Tell whether the database is at the newest migration, without loading Alembic: it costs
+    each process about 10 MB, and a worker starting on a current database never needs it."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        revisions = conn.scalars(text("SELECT version_num FROM alembic_version")).all()
+    return revisions == [newest_revision()]
+
+
+def newest_revision() -> str:
+    """Return the newest migration's revision, read from its file's name: each is named for its
+    revision ("0005_outbox.py" is revision "0005"), as a test checks against Alembic."""
+    names = os.listdir(os.path.join(MIGRATIONS, "versions"))
+    return max(name[:4] for name in names if name[:4].isdigit() and name.endswith(".py"))
+
+
 def upgrade_schema(engine: Engine) -> SchemaUpgrade:
     """Upgrade the database to the newest revision, adopting one made before migrations."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     config = _alembic_config()
     with _schema_lock, engine.connect() as conn:
         # Several processes may start at once: the first to take the lock upgrades, the others
@@ -174,16 +193,22 @@ def upgrade_schema(engine: Engine) -> SchemaUpgrade:
 
 def current_revision(engine: Engine) -> str | None:
     """Return the revision the database is at, or None if it has none yet."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str:
     """Return the newest revision among the migrations."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     return config

@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from smh_dashboard import badges
 from smh_dashboard.domain import inputs
-from smh_dashboard.web import filters
+from smh_dashboard.web import filters, rows
 
 csrf = CSRFProtect()
 
@@ -25,3 +25,4 @@ def init_app(app: Flask) -> None:
         BADGES=badges.BADGES,
         FILTERS=filters.FILTERS,
     )
+    rows.init_app(app)
