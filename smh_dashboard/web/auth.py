@@ -24,7 +24,7 @@ from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.users import User
 from smh_dashboard.i18n import gettext
 from smh_dashboard.settings import MetricsAccess
-from smh_dashboard.web import hosts, metrics, throttle
+from smh_dashboard.web import metrics, origins, throttle
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SIGN_OUT_ENDPOINT = "sign_out.sign_out"
@@ -334,7 +334,7 @@ def _same_origin() -> bool:
     # Browsers send Origin on every form POST; scripts that send neither header still need
     # the CSRF token, and the token needs a page of this site.
     source = request.headers.get("Origin") or request.headers.get("Referer")
-    return source is None or hosts.is_allowed_origin(source)
+    return source is None or origins.is_allowed_origin(source)
 
 
 def record_activity(response: Response) -> Response:

@@ -1,4 +1,4 @@
-"""Which names the dashboard answers to (the Host allowlist), and which origins may change things.
+"""Which names the dashboard answers to: the Host allowlist (origins.py says who may change things).
 
 A page on a hostile site whose name is rebound to the dashboard's address (DNS rebinding) sends
 that name in `Host`: Flask's TRUSTED_HOSTS refuses it before sign-in, CSRF or a view runs.
@@ -6,16 +6,12 @@ that name in `Host`: Flask's TRUSTED_HOSTS refuses it before sign-in, CSRF or a 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import SecurityError
 
 from smh_dashboard.i18n import gettext
 from smh_dashboard.web import api, errors, health
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def init_app(app: Flask) -> None:
@@ -40,32 +36,3 @@ def refuse_foreign_host() -> ResponseReturnValue | None:
         return api.error(400, "HostNotAllowed", message), 400
     # No URL can be built for a host the dashboard does not answer to: a page without links.
     return render_template("host_not_allowed.html", message=message), 400
-
-
-def is_allowed_origin(origin: str) -> bool:
-    """Tell whether a change may come from this origin (scheme://host[:port], as browsers send).
-
-    Its host must be an allowed one, on the scheme and port this request came in on; or it is
-    the origin of SMH_DASHBOARD_URL, where a proxy in front answers.
-    """
-    try:
-        there = urlsplit(origin)
-        port = there.port or DEFAULT_PORTS.get(there.scheme)
-    except ValueError:
-        return False
-    if there.hostname is None or port is None:
-        return False
-    dashboard_url = current_app.config["SMH_DASHBOARD_URL"]
-    if dashboard_url and _origin_of(dashboard_url) == (there.scheme, there.hostname, port):
-        return True
-    here = urlsplit(request.host_url)
-    here_port = here.port or DEFAULT_PORTS.get(here.scheme)
-    return there.hostname in current_app.config["SMH_ALLOWED_HOSTS"] and (there.scheme, port) == (
-        here.scheme,
-        here_port,
-    )
-
-
-def _origin_of(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
