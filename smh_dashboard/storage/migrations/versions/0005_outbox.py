@@ -11,21 +11,18 @@ lease by whichever process delivers them. Sizes are literals, as in 0001.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "outbox",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("library_id", sa.String(64), nullable=False),
+        *columns.numbered(),
         sa.Column("task_id", sa.BigInteger, nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("smh_status", sa.Integer),
-        sa.Column("delete_count", sa.BigInteger),
+        *columns.task_state(),
         sa.Column("label", sa.String(200)),
         sa.Column("finished_at", sa.Float, nullable=False),
         sa.Column("webhook", sa.String(16), nullable=False),
