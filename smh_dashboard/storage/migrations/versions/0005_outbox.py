@@ -1,7 +1,7 @@
 """Outbox: messages to send about tasks that ended, one per end and webhook, and how each went.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29
 
 Rows are written in the same transaction as the change that ends a task, and claimed with a
