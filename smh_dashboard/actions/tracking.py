@@ -46,17 +46,7 @@ def track(
                 len(new),
                 ids=_listed(new),
             )
-            activity.record_activity(
-                library.id,
-                who,
-                Action.TRACK,
-                Outcome.DONE,
-                message,
-                now,
-                task_id=_only(new),
-                address=address,
-                conn=conn,
-            )
+            _record_done(conn, library, Action.TRACK, new, message, who, address, now)
     return new
 
 
@@ -74,17 +64,7 @@ def untrack(
                 len(gone),
                 ids=_listed(gone),
             )
-            activity.record_activity(
-                library.id,
-                who,
-                Action.UNTRACK,
-                Outcome.DONE,
-                message,
-                now,
-                task_id=_only(gone),
-                address=address,
-                conn=conn,
-            )
+            _record_done(conn, library, Action.UNTRACK, gone, message, who, address, now)
     return gone
 
 
@@ -100,17 +80,7 @@ def undo_untrack(library: Library, who: str, address: str | None = None) -> list
                 len(back),
                 ids=_listed(back),
             )
-            activity.record_activity(
-                library.id,
-                who,
-                Action.UNDO_UNTRACK,
-                Outcome.DONE,
-                message,
-                now,
-                task_id=_only(back),
-                address=address,
-                conn=conn,
-            )
+            _record_done(conn, library, Action.UNDO_UNTRACK, back, message, who, address, now)
     return back
 
 
@@ -128,24 +98,34 @@ def recheck(
                 len(again),
                 ids=_listed(again),
             )
-            activity.record_activity(
-                library.id,
-                who,
-                Action.RECHECK,
-                Outcome.DONE,
-                message,
-                now,
-                task_id=_only(again),
-                address=address,
-                conn=conn,
-            )
+            _record_done(conn, library, Action.RECHECK, again, message, who, address, now)
     return again
+
+
+def _record_done(
+    conn: database.Connection,
+    library: Library,
+    action: Action,
+    changed: list[int],
+    message: str,
+    who: str,
+    address: str | None,
+    now: float,
+) -> None:
+    """Log a change to these tasks that went through, in `conn`'s transaction."""
+    activity.record_activity(
+        library.id,
+        who,
+        action,
+        Outcome.DONE,
+        message,
+        now,
+        # A line names its task when there is one; several are listed in its message.
+        task_id=changed[0] if len(changed) == 1 else None,
+        address=address,
+        conn=conn,
+    )
 
 
 def _listed(ids: list[int]) -> str:
     return ", ".join(str(i) for i in ids)
-
-
-def _only(ids: list[int]) -> int | None:
-    # A line names its task when there is one; several are listed in its message.
-    return ids[0] if len(ids) == 1 else None

@@ -1,5 +1,6 @@
-"""The outbox: messages about tasks' ends, queued with the change that ended each task, claimed
-by whichever process delivers them, and kept after delivery as the task page's record."""
+"""The outbox: messages about tasks' ends, queued with the change that ended each task (by
+tasks.record_statuses, in its transaction), claimed by whichever process delivers them, and kept
+after delivery as the task page's record."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import RowMapping
 
-from smh_dashboard.domain.webhooks import Webhook
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import outbox
 
@@ -60,32 +60,6 @@ class Delivery:
         if self.last_error is not None:
             return DeliveryOutcome.RETRYING
         return DeliveryOutcome.WAITING
-
-
-def queue_end(
-    conn: Connection,
-    end: dict[str, Any],
-    webhook: Webhook,
-    now: float,
-) -> None:
-    """Queue the message that a task ended, in `conn`'s transaction, unless it was queued before.
-
-    `end` holds the task's library_id, task_id, state, smh_status, delete_count, label and
-    finished_at as the change that ended it left them.
-    """
-    conn.execute(
-        database.upsert(outbox)
-        .values(
-            **end,
-            webhook=webhook.key,
-            destination=webhook.masked[:300],
-            format=webhook.format.value,
-            created_at=now,
-            attempts=0,
-            next_at=now,
-        )
-        .on_conflict_do_nothing()
-    )
 
 
 def claim_deliveries(

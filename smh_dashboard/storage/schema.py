@@ -46,6 +46,11 @@ def _numbered_table(name: str, *columns: Column[Any] | Index | UniqueConstraint)
     )
 
 
+def _one_row_per_library(name: str, *columns: Column[Any]) -> Table:
+    """Declare a table that holds at most one row for each library, keyed by the library."""
+    return Table(name, metadata, _library_id(primary_key=True), *columns)
+
+
 def _task_state() -> tuple[Column[Any], ...]:
     """Return the columns for where a task stands, as the dashboard last recorded SMH's answer."""
     return (
@@ -93,20 +98,16 @@ activity = _numbered_table(
     Index("ix_activity_library_id", "library_id", "id"),
 )
 # One row per library: the tasks its last untrack removed, whole, so that it can be undone.
-untracked = Table(
+untracked = _one_row_per_library(
     "untracked",
-    metadata,
-    _library_id(primary_key=True),
     Column("at", Float, nullable=False),
     Column("who", String(MAX_WHO_LENGTH), nullable=False),
     Column("rows", JSON, nullable=False),
 )
 # One row per library: the last clear the dashboard let start, so that every process and every
 # restart refuses a second one within SMH's minute (see clears.py).
-clears = Table(
+clears = _one_row_per_library(
     "clears",
-    metadata,
-    _library_id(primary_key=True),
     Column("claimed_at", Float, nullable=False),
     Column("claimed_by", String(MAX_WHO_LENGTH), nullable=False),
     Column("task_id", BigInteger),
@@ -114,10 +115,8 @@ clears = Table(
 # One row per library that ever changed: `version` goes up in the same transaction as every
 # write that changes what its pages show (a poll compares it before rendering anything), and
 # `checked_at` is when SMH was last asked about any of its tasks.
-library_versions = Table(
+library_versions = _one_row_per_library(
     "library_versions",
-    metadata,
-    _library_id(primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("checked_at", Float),
 )

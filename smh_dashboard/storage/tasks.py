@@ -1,6 +1,7 @@
-"""Tracked tasks: tracking and untracking them (with undo), recording SMH's answers about them,
-what a refresh asks of the record before it calls SMH, and the library versions every change to
-what pages show moves on (a poll compares them before rendering anything)."""
+"""Tracked tasks: tracking and untracking them (with undo), recording SMH's answers about them
+(and queuing, in the same transaction, the message that a task ended), what a refresh asks of
+the record before it calls SMH, and the library versions every change to what pages show moves
+on (a poll compares them before rendering anything)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from smh_dashboard.domain import lifecycle, states
 from smh_dashboard.domain.tasks import Task
 from smh_dashboard.domain.webhooks import Webhook
 from smh_dashboard.smh.answers import TaskStatus
-from smh_dashboard.storage import database, outbox
-from smh_dashboard.storage.schema import MAX_WHO_LENGTH, library_versions, tasks, untracked
+from smh_dashboard.storage import database
+from smh_dashboard.storage.schema import MAX_WHO_LENGTH, library_versions, outbox, tasks, untracked
 
 # Rows read and written per transaction while recording answers: short transactions let page
 # reads and people's writes (track, untrack) through between them, however large the refresh.
@@ -371,7 +372,7 @@ def record_statuses(
                 # ended the task queues its message, in the same transaction.
                 ending = _ANSWERED if "smh_status" in change else _UNLISTED
                 if conn.execute(ending, change).rowcount == 1 and webhook is not None:
-                    outbox.queue_end(conn, _end(library_id, row, change, now), webhook, now)
+                    _queue_end(conn, _end(library_id, row, change, now), webhook, now)
 
 
 def _end(library_id: str, row: RowMapping, change: dict[str, Any], now: float) -> dict[str, Any]:
@@ -385,6 +386,32 @@ def _end(library_id: str, row: RowMapping, change: dict[str, Any], now: float) -
         "label": row["label"],
         "finished_at": change.get("finished_at") or now,
     }
+
+
+def _queue_end(
+    conn: Connection,
+    end: dict[str, Any],
+    webhook: Webhook,
+    now: float,
+) -> None:
+    """Queue the message that a task ended, in `conn`'s transaction, unless it was queued before.
+
+    `end` holds the task's library_id, task_id, state, smh_status, delete_count, label and
+    finished_at as the change that ended it left them.
+    """
+    conn.execute(
+        database.upsert(outbox)
+        .values(
+            **end,
+            webhook=webhook.key,
+            destination=webhook.masked[:300],
+            format=webhook.format.value,
+            created_at=now,
+            attempts=0,
+            next_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 def recheck_task(library_id: str, task_id: int, now: float, conn: Connection | None = None) -> bool:

@@ -11,21 +11,19 @@ they do.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "tasks",
-        sa.Column("library_id", sa.String(64), primary_key=True),
+        columns.library_key(),
         sa.Column("task_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("label", sa.String(200)),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("smh_status", sa.Integer),
-        sa.Column("delete_count", sa.BigInteger),
+        *columns.task_state(),
         sa.Column("results", sa.JSON),
         sa.Column("last_answer", sa.JSON),
         sa.Column("added_at", sa.Float, nullable=False),

@@ -11,17 +11,16 @@ they do.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "activity",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("library_id", sa.String(64), nullable=False),
+        *columns.numbered(),
         sa.Column("at", sa.Float, nullable=False),
         sa.Column("who", sa.String(200), nullable=False),
         sa.Column("action", sa.String(32), nullable=False),
@@ -35,14 +34,14 @@ def upgrade() -> None:
     op.create_index("ix_activity_library_id", "activity", ["library_id", "id"])
     op.create_table(
         "clears",
-        sa.Column("library_id", sa.String(64), primary_key=True),
+        columns.library_key(),
         sa.Column("claimed_at", sa.Float, nullable=False),
         sa.Column("claimed_by", sa.String(200), nullable=False),
         sa.Column("task_id", sa.BigInteger),
     )
     op.create_table(
         "untracked",
-        sa.Column("library_id", sa.String(64), primary_key=True),
+        columns.library_key(),
         sa.Column("at", sa.Float, nullable=False),
         sa.Column("who", sa.String(200), nullable=False),
         sa.Column("rows", sa.JSON, nullable=False),

@@ -11,16 +11,16 @@ answers without a body when they agree. Sizes are literals, as in 0001.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "library_versions",
-        sa.Column("library_id", sa.String(64), primary_key=True),
+        columns.library_key(),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("checked_at", sa.Float),
     )

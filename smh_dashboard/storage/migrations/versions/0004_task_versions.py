@@ -12,10 +12,10 @@ carries a later version, so they count as unchanged until their next change.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -23,6 +23,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # SQLite drops a column by copying the table: batch mode does that where it must.
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("version")
+    columns.drop_column("tasks", "version")

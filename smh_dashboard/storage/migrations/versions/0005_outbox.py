@@ -1,7 +1,7 @@
 """Outbox: messages to send about tasks that ended, one per end and webhook, and how each went.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29
 
 Rows are written in the same transaction as the change that ends a task, and claimed with a
@@ -11,21 +11,18 @@ lease by whichever process delivers them. Sizes are literals, as in 0001.
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "outbox",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("library_id", sa.String(64), nullable=False),
+        *columns.numbered(),
         sa.Column("task_id", sa.BigInteger, nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("smh_status", sa.Integer),
-        sa.Column("delete_count", sa.BigInteger),
+        *columns.task_state(),
         sa.Column("label", sa.String(200)),
         sa.Column("finished_at", sa.Float, nullable=False),
         sa.Column("webhook", sa.String(16), nullable=False),

@@ -11,10 +11,10 @@ on the command line, and for every line written before this revision. Sizes are 
 import sqlalchemy as sa
 from alembic import op
 
+from smh_dashboard.storage.migrations import columns
+
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -22,6 +22,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # SQLite drops a column by copying the table: batch mode does that where it must.
-    with op.batch_alter_table("activity") as batch:
-        batch.drop_column("address")
+    columns.drop_column("activity", "address")
