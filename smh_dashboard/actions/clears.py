@@ -51,13 +51,20 @@ def start_clear(library: Library, who: str, address: str | None = None) -> Resul
     if holder is not None:
         claimed_at, claimed_by = holder
         retry_at = claimed_at + CLEAR_INTERVAL
-        message = gettext(
-            "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
-            "and SMH allows one a minute. Try again after %(retry_at)s.",
-            asked_at=formats.utc(claimed_at),
-            who=claimed_by,
-            retry_at=formats.utc(retry_at),
-        )
+        if claimed_by == guard.SMH_WAIT:
+            message = gettext(
+                "Not started: SMH asked for a wait before this library's next clear. "
+                "Try again after %(retry_at)s.",
+                retry_at=formats.utc(retry_at),
+            )
+        else:
+            message = gettext(
+                "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
+                "and SMH allows one a minute. Try again after %(retry_at)s.",
+                asked_at=formats.utc(claimed_at),
+                who=claimed_by,
+                retry_at=formats.utc(retry_at),
+            )
         activity.record_activity(
             library.id, who, Action.CLEAR, Outcome.REFUSED, message, now, address=address
         )
