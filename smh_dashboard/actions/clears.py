@@ -83,7 +83,7 @@ def start_clear(library: Library, who: str, address: str | None = None) -> Resul
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
     with database.begin() as conn:
-        tasks.track_tasks(library.id, [task_id], label, now, conn=conn)
+        tasks.track_tasks(library.id, [task_id], label, now, conn=conn, started=True)
         guard.note_clear_task(conn, library.id, now, task_id)
         activity.record_activity(
             library.id,

@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import select
 
 from smh_dashboard import registry
+from smh_dashboard.domain import states
 from smh_dashboard.live import poller
 from smh_dashboard.notify import delivery
 from smh_dashboard.storage import database, outbox, schema, tasks
@@ -174,6 +175,53 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
     assert "Told" in taken_over.output
     assert [b["taskId"] for b in receiver.successes()] == [task]
     assert deliveries(app, task)[0].attempts == 2
+
+
+@pytest.mark.backends
+def test_tasks_already_ended_when_tracked_tell_nobody_but_a_running_one_does(
+    runner, app, client, sim, clock, receiver
+):
+    old = [
+        *sim.add_tasks("lib1", 3, run_seconds=0),
+        sim.add_task("lib1", run_seconds=0, outcome="failed"),
+        sim.add_task("lib1", run_seconds=0, outcome="empty"),
+    ]
+    running = sim.add_task("lib1", run_seconds=60)
+    tracked = runner.invoke(args=["track", "lib1", *map(str, old), str(running)])
+    first = runner.invoke(args=["refresh"])
+    clock.advance(61)
+    ended = runner.invoke(args=["refresh"])
+    clock.advance(60)
+    later = runner.invoke(args=["refresh"])
+
+    assert "Tracking 6 new task(s)" in tracked.output
+    assert "Told" not in first.output + later.output
+    assert ended.output.count("Told") == 1
+    assert [(b["taskId"], b["state"]) for b in receiver.bodies()] == [(running, "done")]
+    for task in old:
+        assert deliveries(app, task) == []
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    shown = dict(re.findall(r'<tr id="task-([0-9]+)"[^>]*data-state="([a-z_]+)"', page))
+    assert [shown[str(task)] for task in [*old, running]] == [
+        *["done"] * 3,
+        "failed",
+        states.DONE_EMPTY,
+        "done",
+    ]
+
+
+def test_a_clear_the_dashboard_started_is_told_even_if_first_checked_done(
+    runner, app, sim, clock, receiver
+):
+    started = runner.invoke(args=["clear-history", "lib1", "--yes"])
+    # The simulator's clear runs 30 s; the first check comes after it ended.
+    clock.advance(31)
+    runner.invoke(args=["refresh"])
+
+    assert started.exit_code == 0, started.output
+    [body] = receiver.bodies()
+    assert body["state"] == "done"
+    assert body["label"] == "History clear started by " + body["startedBy"]
 
 
 def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
