@@ -172,9 +172,17 @@ function markUpToDate(event) {
 // (data-announce, rendered by the server), or are rows of a table that holds the sentence once
 // for all its rows (data-text-announce, with {task}, {state} and {n} to fill in from the row).
 // After each swap, whatever changed state, or appeared, is said once through the one polite live
-// region in base.html, which no poll replaces.
+// region in base.html, which no poll replaces. A row is the exception: one drawn for the first
+// time, or whose state was not known yet (the table's data-quiet-from), shows a state learnt,
+// not a change, so that tracking nine old tasks does not read nine sentences at once.
 const statesSeen = new Map();
 const SPOKEN = "[data-announce][id], [data-text-announce] tr[id][data-state]";
+
+function firstLearnt(element, before) {
+  const table = element.closest("[data-text-announce]");
+  if (!table || element.dataset.announce) return false;
+  return before === undefined || before === table.dataset.quietFrom;
+}
 
 function sentenceOf(element) {
   if (element.dataset.announce) return element.dataset.announce;
@@ -196,7 +204,9 @@ function announceChanges(speak) {
   const sentences = [];
   for (const element of document.querySelectorAll(SPOKEN)) {
     const state = element.dataset.state || "";
-    const sentence = speak && statesSeen.get(element.id) !== state ? sentenceOf(element) : "";
+    const before = statesSeen.get(element.id);
+    const changed = speak && before !== state && !firstLearnt(element, before);
+    const sentence = changed ? sentenceOf(element) : "";
     if (sentence) sentences.push(sentence);
     statesSeen.set(element.id, state);
   }

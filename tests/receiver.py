@@ -16,8 +16,9 @@ class Received:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
-    body: dict
+    body: dict | None
     status: int | None = None
+    method: str = "POST"
 
 
 @dataclass
@@ -28,8 +29,11 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     plan: list[int] = field(default_factory=list)
     answer: dict = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
-    # While `hold` is set, a POST waits for `release` and is then answered 500.
+    # While `hold` is set, a POST waits for `release` and is then answered `held_status`.
     hold: threading.Event = field(default_factory=threading.Event)
+    held_status: int = 500
+    # Sent as the Location of a 3xx answer.
+    location: str = ""
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,13 +63,30 @@ def serve(receiver: Receiver) -> ThreadingHTTPServer:
             with receiver.lock:
                 receiver.received.append(seen)
                 held = receiver.hold.is_set()
-                status = 500 if held else (receiver.plan.pop(0) if receiver.plan else 200)
+                if held:
+                    status = receiver.held_status
+                else:
+                    status = receiver.plan.pop(0) if receiver.plan else 200
             if held:
                 receiver.arrived.set()
                 receiver.release.wait(60)
+            self.answer(seen, status)
+
+        def do_GET(self) -> None:
+            # Only a client following a redirect would ask: recorded, so a test can see it did.
+            parts = urlsplit(self.path)
+            query, headers = parse_qs(parts.query), dict(self.headers)
+            seen = Received(parts.path, query, headers, None, method="GET")
+            with receiver.lock:
+                receiver.received.append(seen)
+            self.answer(seen, 200)
+
+        def answer(self, seen: Received, status: int) -> None:
             payload = json.dumps(receiver.answer if status == 200 else {"error": "no"}).encode()
             try:
                 self.send_response(status)
+                if 300 <= status < 400 and receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -51,13 +51,20 @@ def start_clear(library: Library, who: str, address: str | None = None) -> Resul
     if holder is not None:
         claimed_at, claimed_by = holder
         retry_at = claimed_at + CLEAR_INTERVAL
-        message = gettext(
-            "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
-            "and SMH allows one a minute. Try again after %(retry_at)s.",
-            asked_at=formats.utc(claimed_at),
-            who=claimed_by,
-            retry_at=formats.utc(retry_at),
-        )
+        if claimed_by == guard.SMH_WAIT:
+            message = gettext(
+                "Not started: SMH asked for a wait before this library's next clear. "
+                "Try again after %(retry_at)s.",
+                retry_at=formats.utc(retry_at),
+            )
+        else:
+            message = gettext(
+                "Not started: a clear of this library was asked for %(asked_at)s by %(who)s, "
+                "and SMH allows one a minute. Try again after %(retry_at)s.",
+                asked_at=formats.utc(claimed_at),
+                who=claimed_by,
+                retry_at=formats.utc(retry_at),
+            )
         activity.record_activity(
             library.id, who, Action.CLEAR, Outcome.REFUSED, message, now, address=address
         )
@@ -76,7 +83,7 @@ def start_clear(library: Library, who: str, address: str | None = None) -> Resul
     label = gettext("History clear started by %(who)s", who=who)[: inputs.MAX_LABEL_LENGTH]
     message = gettext("SMH started clearing all historical versions: task %(task)d.", task=task_id)
     with database.begin() as conn:
-        tasks.track_tasks(library.id, [task_id], label, now, conn=conn)
+        tasks.track_tasks(library.id, [task_id], label, now, conn=conn, started=True)
         guard.note_clear_task(conn, library.id, now, task_id)
         activity.record_activity(
             library.id,

@@ -70,3 +70,8 @@ def shows_change(before: Mapping[Any, Any], change: Mapping[str, Any]) -> bool:
 def ends(change: Mapping[str, Any]) -> bool:
     """Tell whether `change` ends the task: the dashboard stops asking SMH about it."""
     return change["state"] not in states.POLLED
+
+
+def tells_end(before: Mapping[Any, Any], change: Mapping[str, Any]) -> bool:
+    """Tell whether `change` ends a task seen not ended before, so that its end is news to tell."""
+    return ends(change) and before["state"] in states.TOLD_WHEN_ENDED

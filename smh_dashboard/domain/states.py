@@ -23,6 +23,9 @@ NOT_FOUND = "not_found"
 # shown and not asked about again: a person can ask for another check (RECHECKABLE).
 POLLED = (PENDING, RUNNING, NOT_FOUND)
 RECHECKABLE = (MISSING, UNKNOWN)
+# A task's end is told (webhook) only when it ends from one of these: the dashboard had seen it
+# not ended. One first learnt already ended (an old id pasted in) was not seen ending: no news.
+TOLD_WHEN_ENDED = (RUNNING, NOT_FOUND)
 # Counted as running in titles, counts and status lines: SMH has not said it does not know them.
 UNDER_WAY = (PENDING, RUNNING)
 # Ended well, and ended otherwise: what a page's title marks with ✓ or ✕ once nothing is polled.

@@ -14,6 +14,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -37,6 +39,9 @@ DELIVERY_PASS = 100
 MAX_RETRY_WAIT = 3600.0
 # A claim outlives the send it covers by this much (a slow database, a paused process).
 LEASE_MARGIN = 5.0
+# While a message is sent, its claim is renewed this often (seconds, at most): a receiver slower
+# than the lease keeps it claimed, where a process that died stops renewing and is taken over.
+RENEW_EVERY = 1.0
 # What of a chat's refusal is kept as the delivery's error.
 MAX_ERROR_TEXT = 200
 # A part of a webhook's address at least this long may be its key on its own (WeCom's and
@@ -133,7 +138,8 @@ def deliver_due() -> list[Sent]:
             break
         delivery = claimed[0]
         tried.append(delivery.id)
-        error, final = _send_delivery(delivery)
+        with _claim_kept(delivery, lease):
+            error, final = _send_delivery(delivery)
         after = clock.now()
         next_at = None if error is None or final else _retry_at(delivery, after)
         if not outbox.finish_delivery(delivery, after, error, next_at):
@@ -148,6 +154,35 @@ def deliver_due() -> list[Sent]:
         else:
             log.warning("telling %s that task %s ended failed: %s", where, delivery.task_id, error)
     return outcomes
+
+
+@contextmanager
+def _claim_kept(delivery: outbox.Delivery, lease: float) -> Iterator[None]:
+    """Renew the delivery's claim from a thread while the block sends it.
+
+    Without it, a receiver slower than the lease would have the message sent twice: another
+    process would take the claim over and send it again while the first still waits.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sent = threading.Event()
+
+    def renew() -> None:
+        with app.app_context():
+            while not sent.wait(min(RENEW_EVERY, lease / 3)):
+                try:
+                    if not outbox.extend_claim(delivery, clock.now() + lease):
+                        return
+                except Exception:
+                    # The next renewal may get through; the lease covers until then.
+                    log.warning("renewing the claim on a delivery failed", exc_info=True)
+
+    renewer = threading.Thread(target=renew, name="webhook-claim", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        sent.set()
+        renewer.join()
 
 
 def _retry_at(delivery: outbox.Delivery, now: float) -> float | None:

@@ -70,10 +70,7 @@ def body(webhook_format: WebhookFormat, message: Message) -> dict[str, Any]:
             "markdown": {"title": message.headline, "text": _markdown(message, wecom=False)},
         }
     if webhook_format is WebhookFormat.SLACK:
-        return {
-            "text": message.headline,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(message)}}],
-        }
+        return {"text": _slack(message.headline), "blocks": _slack_blocks(message)}
     return {
         "libraryId": message.library_id,
         "taskId": message.task_id,
@@ -89,7 +86,9 @@ def body(webhook_format: WebhookFormat, message: Message) -> dict[str, Any]:
 
 # WeCom colours a word with <font color>: green for done, red-ish for failed, grey otherwise.
 WECOM_COLOURS = {"done": "info", "failed": "warning"}
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#])")
+# Escaped with a backslash wherever a label or name goes into markdown: emphasis, code, links,
+# HTML and entities (&), strike-through (~) and headings would otherwise take effect.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#&~])")
 
 
 def _details(message: Message) -> list[str]:
@@ -128,8 +127,14 @@ def _md(text: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", one_line(text))
 
 
-def _mrkdwn(message: Message) -> str:
-    """Write the message in Slack's mrkdwn (links as <url|text>, & < > escaped)."""
+def _slack_blocks(message: Message) -> list[dict[str, Any]]:
+    """Write the message as Slack blocks: the title and link in mrkdwn (links as <url|text>),
+    the details, which carry the label and who started the task, as plain text.
+
+    Slack's mrkdwn has no way to escape * _ ~ `, so what people type never goes into it (the
+    library's name comes from the dashboard's settings); & < > are escaped in every text
+    object, as Slack asks.
+    """
     if message.task_id is None:
         title = f"*{_slack(message.headline)}*"
     else:
@@ -138,9 +143,12 @@ def _mrkdwn(message: Message) -> str:
             f"{_slack(message.outcome)}*"
         )
     link = "Open the task page" if message.task_id is not None else "Open the library page"
-    return "\n".join(
-        [title, *(_slack(line) for line in _details(message)), f"<{message.url}|{link}>"]
-    )
+    details = "\n".join(_slack(line) for line in _details(message))
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title}},
+        {"type": "section", "text": {"type": "plain_text", "text": details, "emoji": False}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"<{message.url}|{link}>"}},
+    ]
 
 
 def _slack(text: str) -> str:

@@ -9,11 +9,15 @@ from sqlalchemy.engine import Connection
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import clears
 
+# Who holds a guard moved to the end of a wait SMH named (Retry-After): nobody asked at its time.
+SMH_WAIT = ""
+
 
 def claim_clear(library_id: str, who: str, now: float, interval: float) -> tuple[float, str] | None:
     """Take the library's clear guard unless a clear was let start within `interval` seconds.
 
-    One statement takes it; return None when taken, else when and by whom it is held.
+    One statement takes it; return None when taken, else when and by whom it is held (SMH_WAIT:
+    by a wait SMH named).
     """
     claim = (
         database.upsert(clears)
@@ -45,11 +49,12 @@ def note_clear_task(conn: Connection, library_id: str, claimed_at: float, task_i
 
 
 def move_clear_claim(conn: Connection, library_id: str, claimed_at: float, to: float) -> None:
-    """Date the guard claimed at `claimed_at` as claimed at `to` instead (SMH asked for a wait)."""
+    """Date the guard claimed at `claimed_at` as claimed at `to` instead, held by SMH_WAIT
+    (SMH asked for a wait: no one asked for a clear at `to`)."""
     conn.execute(
         update(clears)
         .where(clears.c.library_id == library_id, clears.c.claimed_at == claimed_at)
-        .values(claimed_at=to)
+        .values(claimed_at=to, claimed_by=SMH_WAIT)
     )
 
 

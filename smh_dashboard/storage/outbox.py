@@ -89,6 +89,17 @@ def claim_deliveries(
         return [_delivery(row._mapping) for row in rows]
 
 
+def extend_claim(delivery: Delivery, lease_until: float) -> bool:
+    """Keep a claimed delivery claimed until `lease_until`; return False if the claim was lost."""
+    with database.begin() as conn:
+        result = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == delivery.id, outbox.c.claim == delivery.claim)
+            .values(claimed_until=lease_until)
+        )
+        return result.rowcount == 1
+
+
 def finish_delivery(
     delivery: Delivery,
     now: float,

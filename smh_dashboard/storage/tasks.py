@@ -89,15 +89,19 @@ def track_tasks(
     now: float,
     conn: Connection | None = None,
     cap: int | None = None,
+    started: bool = False,
 ) -> list[int]:
     """Start tracking tasks; return the ids that were new (tracking twice is a no-op).
 
     Given a connection, the rows join its transaction (a clear tracks its task with its log).
     With a cap, raise TooManyTracked rather than let the library track more than `cap` tasks.
+    `started` says SMH has just started them (a clear it accepted): they are recorded running
+    from `now`, not waiting for a first answer, so that their end is told like any seen running.
     """
     ids = list(dict.fromkeys(task_ids))
     if not ids:
         return []
+    first_state = {"state": states.RUNNING, "first_running_at": now} if started else {}
     rows = [
         {
             "library_id": library_id,
@@ -106,6 +110,7 @@ def track_tasks(
             "state": states.PENDING,
             "added_at": now,
         }
+        | first_state
         for i in ids
     ]
     # One statement skips the ids already tracked, even by a request racing this one, and the
@@ -324,8 +329,9 @@ def record_statuses(
 ) -> None:
     """Store SMH's answers for tasks still polled; one unlisted past grace becomes missing.
 
-    A task that ends queues a message to `webhook`, when the library has one, in the same
-    transaction as its end.
+    A task seen not ended before (running, or not found yet) that ends queues a message to
+    `webhook`, when the library has one, in the same transaction as its end; one whose first
+    known state is an end queues none, so that pasting old ids tells nobody anything.
     """
     by_id = {s.task_id: s for s in statuses}
     ids = list(by_id)
@@ -354,7 +360,7 @@ def record_statuses(
                     "b_state": row["state"],
                     "version": row["version"],
                 }
-                if webhook is not None and lifecycle.ends(change):
+                if webhook is not None and lifecycle.tells_end(row, change):
                     ended.append((row, change))
                 else:
                     (unlisted if status.state == states.MISSING else answered).append(change)

@@ -141,3 +141,30 @@ def test_only_what_pages_show_counts_as_a_change():
 
     assert not lifecycle.shows_change(record, {"state": states.RUNNING, "checked_at": NOW})
     assert lifecycle.shows_change(record, {"last_answer": {"taskId": 1, "status": 200}})
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "now", "told"),
+    [
+        # Seen not ended, then ended: news.
+        (before(states.RUNNING), answer(states.DONE), NOW, True),
+        (before(states.RUNNING), answer(states.FAILED), NOW, True),
+        (before(states.RUNNING), answer(states.UNKNOWN, 201), NOW, True),
+        (before(states.NOT_FOUND, missing_since=NOW), answer(states.DONE_EMPTY), NOW, True),
+        (before(states.NOT_FOUND, missing_since=NOW), answer(states.MISSING), NOW + GRACE, True),
+        (before(states.RUNNING, missing_since=NOW), answer(states.MISSING), NOW + GRACE, True),
+        # The first state learnt is an end (an old id pasted in): no news.
+        (before(states.PENDING), answer(states.DONE), NOW, False),
+        (before(states.PENDING), answer(states.FAILED), NOW, False),
+        (before(states.PENDING), answer(states.UNKNOWN, 201), NOW, False),
+        # Not ended: nothing to tell.
+        (before(states.PENDING), answer(states.RUNNING), NOW, False),
+        (before(states.RUNNING), answer(states.RUNNING), NOW, False),
+        (before(states.PENDING), answer(states.MISSING), NOW, False),
+        (before(states.RUNNING, missing_since=NOW), answer(states.MISSING), NOW + 1, False),
+    ],
+)
+def test_only_an_end_after_a_state_not_ended_is_told(record, status, now, told):
+    change = lifecycle.observe(record, status, now, GRACE)
+
+    assert lifecycle.tells_end(record, change) is told

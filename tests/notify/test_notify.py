@@ -1,19 +1,26 @@
 import base64
 import hashlib
 import hmac
+import html
 import json
 import logging
+import re
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
+from sqlalchemy import select
 
 from smh_dashboard import registry
+from smh_dashboard.domain import states
 from smh_dashboard.live import poller
-from smh_dashboard.storage import outbox, tasks
+from smh_dashboard.notify import delivery
+from smh_dashboard.storage import database, outbox, schema, tasks
 
 PROJECT = Path(__file__).resolve().parents[2]
 KEY = "robot-key-5f1e0c7a"
@@ -45,6 +52,7 @@ def deliveries(app, task_id):
 def test_a_task_ending_with_no_page_open_is_told_once(runner, app, sim, clock, receiver):
     task = sim.add_task("lib1", run_seconds=5, delete_count=321)
     runner.invoke(args=["track", "lib1", str(task), "--label", "Spring cleanup"])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
 
     first = runner.invoke(args=["refresh"])
@@ -80,6 +88,7 @@ def test_failing_twice_then_succeeding_is_delivered_once(runner, app, sim, clock
     receiver.plan = [500, 503]
     task = sim.add_task("lib1", run_seconds=5, outcome="failed")
     runner.invoke(args=["track", "lib1", str(task)])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
 
     failed = runner.invoke(args=["refresh"])
@@ -113,6 +122,7 @@ def test_a_delivery_failing_for_a_day_is_given_up_and_shown(
     receiver.plan = [500] * 100
     task = sim.add_task("lib1", run_seconds=5)
     runner.invoke(args=["track", "lib1", str(task)])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
     outputs = []
     for _ in range(40):
@@ -132,6 +142,7 @@ def test_a_task_that_a_page_saw_end_is_told_by_the_web_app(client, app, sim, clo
     task = sim.add_task("lib1", run_seconds=5)
     with app.app_context():
         tasks.track_tasks("lib1", [task], None, clock())
+    client.get("/libraries/lib1")  # seen running: its end is news
     clock.advance(10)
 
     client.get("/libraries/lib1")  # the refresh this page runs sees the task end
@@ -149,6 +160,7 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
 ):
     task = sim.add_task("lib1", run_seconds=5)
     runner.invoke(args=["track", "lib1", str(task)])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
     with app.app_context():
         # A refresh records the end, then a process claims its message and dies unsent.
@@ -163,6 +175,53 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over_after_its_lease(
     assert "Told" in taken_over.output
     assert [b["taskId"] for b in receiver.successes()] == [task]
     assert deliveries(app, task)[0].attempts == 2
+
+
+@pytest.mark.backends
+def test_tasks_already_ended_when_tracked_tell_nobody_but_a_running_one_does(
+    runner, app, client, sim, clock, receiver
+):
+    old = [
+        *sim.add_tasks("lib1", 3, run_seconds=0),
+        sim.add_task("lib1", run_seconds=0, outcome="failed"),
+        sim.add_task("lib1", run_seconds=0, outcome="empty"),
+    ]
+    running = sim.add_task("lib1", run_seconds=60)
+    tracked = runner.invoke(args=["track", "lib1", *map(str, old), str(running)])
+    first = runner.invoke(args=["refresh"])
+    clock.advance(61)
+    ended = runner.invoke(args=["refresh"])
+    clock.advance(60)
+    later = runner.invoke(args=["refresh"])
+
+    assert "Tracking 6 new task(s)" in tracked.output
+    assert "Told" not in first.output + later.output
+    assert ended.output.count("Told") == 1
+    assert [(b["taskId"], b["state"]) for b in receiver.bodies()] == [(running, "done")]
+    for task in old:
+        assert deliveries(app, task) == []
+    page = client.get("/libraries/lib1").get_data(as_text=True)
+    shown = dict(re.findall(r'<tr id="task-([0-9]+)"[^>]*data-state="([a-z_]+)"', page))
+    assert [shown[str(task)] for task in [*old, running]] == [
+        *["done"] * 3,
+        "failed",
+        states.DONE_EMPTY,
+        "done",
+    ]
+
+
+def test_a_clear_the_dashboard_started_is_told_even_if_first_checked_done(
+    runner, app, sim, clock, receiver
+):
+    started = runner.invoke(args=["clear-history", "lib1", "--yes"])
+    # The simulator's clear runs 30 s; the first check comes after it ended.
+    clock.advance(31)
+    runner.invoke(args=["refresh"])
+
+    assert started.exit_code == 0, started.output
+    [body] = receiver.bodies()
+    assert body["state"] == "done"
+    assert body["label"] == "History clear started by " + body["startedBy"]
 
 
 def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
@@ -180,6 +239,7 @@ def test_each_chat_gets_its_own_message_format(make_app, webhook_format, sim, cl
     runner = app.test_cli_runner()
     task = sim.add_task("lib1", run_seconds=5, delete_count=1834)
     runner.invoke(args=["track", "lib1", str(task), "--label", "Old shots"])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
     result = runner.invoke(args=["refresh"])
 
@@ -200,10 +260,164 @@ def test_each_chat_gets_its_own_message_format(make_app, webhook_format, sim, cl
         assert "Versions deleted: 1,834" in text and f"[Open the task page]({url})" in text
     else:
         assert body["text"] == f"SMH task {task} in Marketing assets: Done"
-        [block] = body["blocks"]
-        assert block["type"] == "section" and block["text"]["type"] == "mrkdwn"
-        assert f"*SMH task <{url}|{task}> in Marketing assets: Done*" in block["text"]["text"]
-        assert "Versions deleted: 1,834" in block["text"]["text"]
+        title, details, link = body["blocks"]
+        assert {title["type"], details["type"], link["type"]} == {"section"}
+        assert title["text"] == {
+            "type": "mrkdwn",
+            "text": f"*SMH task <{url}|{task}> in Marketing assets: Done*",
+        }
+        assert details["text"]["type"] == "plain_text"
+        assert "Versions deleted: 1,834" in details["text"]["text"]
+        assert "Label: Old shots" in details["text"]["text"]
+        assert link["text"] == {"type": "mrkdwn", "text": f"<{url}|Open the task page>"}
+
+
+def ended_and_queued(runner, sim, clock, label=None):
+    """Track a task and see it running, then let it end: the next refresh queues its message."""
+    task = sim.add_task("lib1", run_seconds=5, delete_count=9)
+    runner.invoke(args=["track", "lib1", str(task), *(["--label", label] if label else [])])
+    runner.invoke(args=["refresh"])
+    clock.advance(10)
+    return task
+
+
+@pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk"])
+def test_a_robot_refusing_with_an_errcode_in_a_200_is_retried(
+    make_app, webhook_format, sim, clock, receiver
+):
+    receiver.answer = {"errcode": 45009, "errmsg": "api freq out of limit"}
+    app = make_app(SMH_WEBHOOK_FORMAT=webhook_format)
+    runner = app.test_cli_runner()
+    task = ended_and_queued(runner, sim, clock)
+
+    refused = runner.invoke(args=["refresh"])
+    page = app.test_client().get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
+    receiver.answer = {"errcode": 0, "errmsg": "ok"}
+    clock.advance(10)
+    told = runner.invoke(args=["refresh"])
+
+    assert "errcode 45009: api freq out of limit; will try again." in refused.output
+    assert "Failed: errcode 45009: api freq out of limit" in page
+    assert f"Told http://127.0.0.1/… ({webhook_format}) that task {task}" in told.output
+    assert len(receiver.bodies()) == 2
+    [delivery] = deliveries(app, task)
+    assert (delivery.outcome.value, delivery.attempts) == ("delivered", 2)
+
+
+# Every character markdown or Slack could read as formatting, and an entity.
+ODD_LABEL = "*bold* _it_ [x](http://evil.example) <b>hi</b> &amp; ~~gone~~ `code` # 5 > 3 :fire:"
+
+
+@pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk"])
+def test_a_label_shows_literally_in_a_robots_markdown(
+    make_app, webhook_format, sim, clock, receiver
+):
+    app = make_app(SMH_WEBHOOK_FORMAT=webhook_format)
+    runner = app.test_cli_runner()
+    ended_and_queued(runner, sim, clock, label=ODD_LABEL)
+    runner.invoke(args=["refresh"])
+
+    [body] = receiver.bodies()
+    text = body["markdown"]["content" if webhook_format == "wecom" else "text"]
+    [line] = [part for part in text.split("\n\n") if part.startswith("Label:")]
+    # Rendered as CommonMark (with strike-through) renders it: the label, as typed, as text.
+    markdown = MarkdownIt("commonmark").enable("strikethrough")
+    assert markdown.render(line) == f"<p>Label: {html.escape(ODD_LABEL, quote=False)}</p>\n"
+    # One link only: the task page's.
+    assert len(re.findall(r"<a ", markdown.render(text))) == 1
+
+
+def test_a_label_shows_literally_in_slack(make_app, sim, clock, receiver):
+    app = make_app(SMH_WEBHOOK_FORMAT="slack")
+    runner = app.test_cli_runner()
+    ended_and_queued(runner, sim, clock, label=ODD_LABEL)
+    runner.invoke(args=["refresh"])
+
+    [body] = receiver.bodies()
+    mrkdwn = [b["text"]["text"] for b in body["blocks"] if b["text"]["type"] == "mrkdwn"]
+    [details] = [b["text"] for b in body["blocks"] if b["text"]["type"] == "plain_text"]
+    escaped = ODD_LABEL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert f"Label: {escaped}\n" in details["text"]
+    assert details["emoji"] is False
+    # Slack's mrkdwn cannot escape * _ ~ `: the label never goes into it.
+    assert not any("bold" in text or "gone" in text for text in mrkdwn)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(
+    runner, app, sim, clock, receiver, status
+):
+    receiver.plan = [status]
+    receiver.location = f"{receiver.url}/elsewhere?key={KEY}"
+    task = ended_and_queued(runner, sim, clock)
+
+    failed = runner.invoke(args=["refresh"])
+    clock.advance(10)
+    told = runner.invoke(args=["refresh"])
+
+    assert f"HTTP {status}" in failed.output and "will try again" in failed.output
+    assert "Told" in told.output
+    assert [(r.method, r.path) for r in receiver.received] == [
+        ("POST", "/cgi-bin/webhook/send"),
+        ("POST", "/cgi-bin/webhook/send"),
+    ]
+    [delivery] = deliveries(app, task)
+    assert (delivery.outcome.value, delivery.attempts) == ("delivered", 2)
+    assert KEY not in failed.output
+
+
+@pytest.mark.backends
+def test_a_receiver_slower_than_the_lease_gets_the_message_once(make_app, sim, clock, receiver):
+    # A timeout no loaded machine reaches: the receiver answers when the test lets it.
+    app = make_app(SMH_WEBHOOK_TIMEOUT=120)
+    engine = database.get_engine(app)
+    task = ended_and_queued(app.test_cli_runner(), sim, clock)
+    with app.app_context():
+        poller.refresh_library(registry.get_library("lib1"))  # records the end, queues its message
+    receiver.hold.set()
+    receiver.held_status = 200
+    lease = 2 * app.config["SMH_WEBHOOK_TIMEOUT"] + 5
+    first = []
+
+    def deliver():
+        with app.app_context():
+            first.extend(delivery.deliver_due())
+
+    sender = threading.Thread(target=deliver)
+    sender.start()
+    try:
+        assert receiver.arrived.wait(60), "the message never reached the receiver"
+        # The receiver takes its time: twice the lease passes while the first sender waits.
+        for _ in range(4):
+            clock.advance(lease / 2)
+            # Renewed at the new time: before it, the claim ran out at most half a lease on.
+            wait_for(lambda: claimed_until(engine) > clock() + lease / 2)
+        # Another process (a second worker, `flask watch`) finds nothing to send.
+        other = make_app(SMH_WEBHOOK_TIMEOUT=120)
+        with other.app_context():
+            second = delivery.deliver_due()
+    finally:
+        receiver.release.set()
+        sender.join(60)
+
+    assert second == []
+    assert [(sent.delivery.task_id, sent.error) for sent in first] == [(task, None)]
+    assert [b["taskId"] for b in receiver.bodies()] == [task]
+    [done] = deliveries(app, task)
+    assert (done.outcome.value, done.attempts) == ("delivered", 1)
+
+
+def claimed_until(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(schema.outbox.c.claimed_until)).scalar_one() or 0.0
+
+
+def wait_for(condition):
+    """Wait until `condition` holds, failing after a minute (a bound, not a timing target)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "waited a minute in vain"
+        time.sleep(0.05)
 
 
 def test_dingtalk_requests_are_signed(make_app, receiver):
@@ -243,6 +457,7 @@ def test_an_unreachable_webhook_is_named_masked_in_logs_and_pages(make_app, sim,
     task = sim.add_task("lib1", run_seconds=5)
     runner = app.test_cli_runner()
     runner.invoke(args=["track", "lib1", str(task)])
+    runner.invoke(args=["refresh"])  # seen running: its end is news
     clock.advance(10)
     result = runner.invoke(args=["refresh"])
     page = app.test_client().get(f"/libraries/lib1/tasks/{task}").get_data(as_text=True)
@@ -324,6 +539,7 @@ def test_pages_alone_get_the_message_sent_from_a_background_thread(make_app, sim
     task = sim.add_task("lib1", run_seconds=5)
     with app.app_context():
         tasks.track_tasks("lib1", [task], None, clock())
+        poller.refresh_library(registry.get_library("lib1"))  # seen running
     clock.advance(10)
 
     # An open page polls: its refreshes and deliveries run off the request, in threads.
@@ -362,6 +578,7 @@ def test_two_processes_delivering_at_once_tell_each_end_once(settings, app, sim,
     ids = sim.add_tasks("lib1", 30, run_seconds=5)
     with app.app_context():
         tasks.track_tasks("lib1", ids, None, clock())
+        poller.refresh_library(registry.get_library("lib1"))  # seen running
         clock.advance(10)
         poller.refresh_library(registry.get_library("lib1"))
         queued = [d for task in ids for d in outbox.list_deliveries("lib1", task)]

@@ -108,6 +108,12 @@ def track(app, clock, *task_ids):
         tasks.track_tasks("lib1", task_ids, None, clock())
 
 
+def seen_running(app, *task_ids):
+    """Tell whether the watcher has recorded each task running (its end is then news)."""
+    with app.app_context():
+        return all(tasks.get_task("lib1", t).state == "running" for t in task_ids)
+
+
 def deliveries(app, task_id):
     with app.app_context():
         return outbox.list_deliveries("lib1", task_id)
@@ -132,6 +138,7 @@ def test_a_watcher_killed_and_restarted_sends_what_was_not_sent_and_nothing_twic
     second_task = sim.add_task("lib1", run_seconds=100)
     track(app, clock, first_task, second_task)
     first = watchers()
+    wait_until(lambda: seen_running(app, first_task, second_task), first)
 
     clock.advance(10)  # the first task ends, with no page open
     wait_until(lambda: len(receiver.successes()) == 1, first)
@@ -161,6 +168,7 @@ def test_two_watchers_at_once_send_each_message_once(app, sim, clock, receiver, 
     tasks = sim.add_tasks("lib1", 5, run_seconds=5)
     track(app, clock, *tasks)
     one, two = watchers(), watchers()
+    wait_until(lambda: seen_running(app, *tasks), one, two)
 
     clock.advance(10)
     wait_until(
@@ -182,12 +190,14 @@ def test_a_watcher_says_once_per_try_that_smh_fails_and_when_it_answers_again(
 ):
     task = sim.add_task("lib1", run_seconds=5)
     track(app, clock, task)
-    sim.inject("error", status=503, code="ServerOverloaded", times=None)
     watcher = watchers()
+    wait_until(lambda: seen_running(app, task), watcher)
+    sim.reset_calls()
+    sim.inject("error", status=503, code="ServerOverloaded", times=None)
 
     wait_until(lambda: "lib1: SMH failed" in watcher.output, watcher)
     sim.clear_faults()
-    # Every call to SMH so far failed (a token or a query), bar perhaps one since the clear.
+    # Every call to SMH since the fault failed, bar perhaps one since the clear.
     tries = sum(sim.calls.values())
     clock.advance(10)
     wait_until(lambda: len(receiver.successes()) == 1, watcher)

@@ -2,6 +2,7 @@
 
 import html
 import re
+import socket
 import threading
 
 import pytest
@@ -309,6 +310,126 @@ def test_a_timeout_says_the_clear_may_have_started_and_is_not_retried(make_app, 
     # The minute is held: a second click does not ask SMH again.
     assert clear(client).status_code == 429
     assert sim.calls["history.clear"] == 1
+
+
+def test_a_failed_clear_keeps_the_minute_and_a_second_click_does_not_reach_smh(
+    client, app, sim, clock
+):
+    sim.inject("error", endpoint="history.clear", status=503, code="ServerOverloaded")
+
+    failed = clear(client)
+    clock.advance(30)
+    again = clear(client)
+
+    assert failed.status_code == 502
+    assert "SMH failed to start the clear" in shown(failed)
+    assert again.status_code == 429
+    assert again.headers["Retry-After"] == "30"
+    assert (
+        "Not started: a clear of this library was asked for 2027-01-15 08:00:00 UTC "
+        "by no sign-in (127.0.0.1), and SMH allows one a minute. "
+        "Try again after 2027-01-15 08:01:00 UTC."
+    ) in shown(again)
+    assert sim.calls["history.clear"] == 1
+    assert tracked(app) == {}
+
+    clock.advance(31)
+    assert clear(client).status_code == 303
+    assert sim.calls["history.clear"] == 2
+
+
+def test_smh_asking_for_a_longer_wait_moves_the_guard_to_its_retry_after(client, app, sim, clock):
+    sim.inject(
+        "error", endpoint="history.clear", status=429, code="RateLimitExceeded", retry_after=150
+    )
+
+    refused = clear(client)
+    clock.advance(90)
+    early = clear(client)
+
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "150"
+    assert "Try again after 2027-01-15 08:02:30 UTC." in shown(refused)
+    # Past the dashboard's own minute, but not past SMH's wait: still refused, unasked, and
+    # said as SMH's wait (no one asked for a clear at the moved guard's time).
+    assert early.status_code == 429
+    assert early.headers["Retry-After"] == "60"
+    assert (
+        "Not started: SMH asked for a wait before this library's next clear. "
+        "Try again after 2027-01-15 08:02:30 UTC."
+    ) in shown(early)
+    assert sim.calls["history.clear"] == 1
+
+    clock.advance(61)
+    assert clear(client).status_code == 303
+    assert sim.calls["history.clear"] == 2
+    assert [e.outcome for e in logged(app)] == ["done", "refused", "refused"]
+
+
+def closed_port():
+    """Return a loopback port that nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("cause", ["refused", "timeout"])
+def test_an_unanswered_clear_is_said_not_sent_again_and_holds_the_minute(
+    make_app, sim, clock, cause
+):
+    if cause == "refused":
+        app = make_app(SMH_BASE_URL=f"http://127.0.0.1:{closed_port()}", SMH_RETRIES=2)
+    else:
+        # Retries configured, as in production: a clear is still sent once. The short timeout
+        # makes the 1.5 s fault time out.
+        app = make_app(SMH_TIMEOUT=0.5, SMH_RETRIES=2)
+        sim.inject("latency", endpoint="history.clear", seconds=1.5)
+    client = app.test_client()
+
+    response = clear(client)
+    clock.advance(30)
+    again = clear(client)
+
+    assert response.status_code == 504
+    text = shown(response)
+    assert "SMH did not answer the clear" in text
+    assert "the dashboard has not asked again" in text
+    assert again.status_code == 429
+    assert "SMH allows one a minute" in shown(again)
+    assert sim.calls["history.clear"] == (0 if cause == "refused" else 1)
+    assert tracked(app) == {}
+    assert [(e.outcome, e.smh_code) for e in logged(app)] == [
+        ("refused", None),
+        ("unknown", "Unreachable" if cause == "refused" else "Timeout"),
+    ]
+
+
+def test_switching_off_history_already_off_says_so_and_changes_nothing(client, app, sim):
+    switched = client.post(DISABLE, data={"csrf_token": csrf_of(client), "confirm": "off"})
+
+    assert switched.status_code == 303
+    assert "File history was already off." in shown(client.get("/libraries/lib1"))
+    assert sim.calls["history.set"] == 0
+    (entry,) = logged(app)
+    assert (entry.action, entry.outcome) == ("disable-history", "done")
+
+
+@pytest.mark.parametrize("endpoint", ["history.get", "history.set"])
+def test_a_failed_switch_off_says_so_and_leaves_history_on(client, app, sim, endpoint):
+    sim.add_library("lib1", "lib1-very-secret-key", history_enabled=True)
+    sim.inject("error", endpoint=endpoint, status=503, code="ServerOverloaded")
+
+    response = client.post(DISABLE, data={"csrf_token": csrf_of(client), "confirm": "off"})
+
+    assert response.status_code == 502
+    text = shown(response)
+    assert "File history was not switched off" in text
+    assert "HTTP 503 · ServerOverloaded" in text
+    assert "File history is now off" not in text
+    assert "History on" in shown(client.get(SETTINGS))
+    assert sim.calls["history.set"] == (1 if endpoint == "history.set" else 0)
+    (entry,) = logged(app)
+    assert (entry.action, entry.outcome, entry.smh_status) == ("disable-history", "refused", 503)
 
 
 def test_the_activity_page_lists_older_entries(client, app, clock):
