@@ -73,5 +73,12 @@ def ends(change: Mapping[str, Any]) -> bool:
 
 
 def tells_end(before: Mapping[Any, Any], change: Mapping[str, Any]) -> bool:
-    """Tell whether `change` ends a task seen not ended before, so that its end is news to tell."""
-    return ends(change) and before["state"] in states.TOLD_WHEN_ENDED
+    """Tell whether `change` ends a task seen not ended before, so that its end is news to tell.
+
+    An id SMH never knew that goes missing (one older than SMH's 30 days pasted in, or a typo)
+    is no news; a task seen running that SMH then forgot is.
+    """
+    if not ends(change) or before["state"] not in states.TOLD_WHEN_ENDED:
+        return False
+    seen_running = before["state"] == states.RUNNING or before["first_running_at"] is not None
+    return change["state"] != states.MISSING or seen_running

@@ -24,7 +24,8 @@ NOT_FOUND = "not_found"
 POLLED = (PENDING, RUNNING, NOT_FOUND)
 RECHECKABLE = (MISSING, UNKNOWN)
 # A task's end is told (webhook) only when it ends from one of these: the dashboard had seen it
-# not ended. One first learnt already ended (an old id pasted in) was not seen ending: no news.
+# not ended. One first learnt already ended (an old id pasted in) was not seen ending: no news;
+# nor is an id SMH never knew going missing (lifecycle.tells_end).
 TOLD_WHEN_ENDED = (RUNNING, NOT_FOUND)
 # Counted as running in titles, counts and status lines: SMH has not said it does not know them.
 UNDER_WAY = (PENDING, RUNNING)

@@ -151,12 +151,19 @@ def test_only_what_pages_show_counts_as_a_change():
         (before(states.RUNNING), answer(states.FAILED), NOW, True),
         (before(states.RUNNING), answer(states.UNKNOWN, 201), NOW, True),
         (before(states.NOT_FOUND, missing_since=NOW), answer(states.DONE_EMPTY), NOW, True),
-        (before(states.NOT_FOUND, missing_since=NOW), answer(states.MISSING), NOW + GRACE, True),
+        (
+            before(states.NOT_FOUND, missing_since=NOW, first_running_at=NOW - 60),
+            answer(states.MISSING),
+            NOW + GRACE,
+            True,
+        ),
         (before(states.RUNNING, missing_since=NOW), answer(states.MISSING), NOW + GRACE, True),
         # The first state learnt is an end (an old id pasted in): no news.
         (before(states.PENDING), answer(states.DONE), NOW, False),
         (before(states.PENDING), answer(states.FAILED), NOW, False),
         (before(states.PENDING), answer(states.UNKNOWN, 201), NOW, False),
+        # An id SMH never knew (too old, or a typo) going missing: no news either.
+        (before(states.NOT_FOUND, missing_since=NOW), answer(states.MISSING), NOW + GRACE, False),
         # Not ended: nothing to tell.
         (before(states.PENDING), answer(states.RUNNING), NOW, False),
         (before(states.RUNNING), answer(states.RUNNING), NOW, False),

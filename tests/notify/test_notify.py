@@ -224,13 +224,28 @@ def test_a_clear_the_dashboard_started_is_told_even_if_first_checked_done(
     assert body["label"] == "History clear started by " + body["startedBy"]
 
 
-def test_unknown_upstream_is_an_end_too(runner, app, clock, receiver):
-    runner.invoke(args=["track", "lib1", "424242"])
-    runner.invoke(args=["refresh"])
+def test_a_task_seen_running_that_smh_forgets_is_an_end_too(runner, app, sim, clock, receiver):
+    task = sim.add_task("lib1", run_seconds=10_000)
+    runner.invoke(args=["track", "lib1", str(task)])
+    runner.invoke(args=["refresh"])  # seen running
+    sim.forget_task(task)
+    clock.advance(10)
+    runner.invoke(args=["refresh"])  # not listed: missing from now, within the grace
     clock.advance(200)
     runner.invoke(args=["refresh"])
 
-    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(424242, "missing")]
+    assert [(b["taskId"], b["state"]) for b in receiver.successes()] == [(task, "missing")]
+
+
+def test_ids_smh_never_knew_going_missing_tell_nobody(runner, app, clock, receiver):
+    # Pasting a hundred ids older than SMH's 30 days must not flood the team's chat.
+    runner.invoke(args=["track", "lib1", "424242", "424243", "424244"])
+    runner.invoke(args=["refresh"])
+    clock.advance(200)
+    result = runner.invoke(args=["refresh"])
+
+    assert result.exit_code == 0, result.output
+    assert receiver.received == []
 
 
 @pytest.mark.parametrize("webhook_format", ["wecom", "dingtalk", "slack"])
