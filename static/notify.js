@@ -51,10 +51,14 @@
 
   function check() {
     const now = readStates();
+    // A row leaving "not checked yet" (the table's data-quiet-from) shows a state learnt, not an
+    // end seen: tracking nine old tasks gives no notification.
+    const table = document.querySelector("[data-quiet-from]");
+    const learnt = table ? table.dataset.quietFrom : null;
     if (optedIn()) {
       for (const [id, was] of seen) {
         const is = now.get(id);
-        if (is && polled.has(was.state) && !polled.has(is.state)) {
+        if (is && was.state !== learnt && polled.has(was.state) && !polled.has(is.state)) {
           const text = button.dataset.textEnded.replace("{task}", id).replace("{state}", is.text);
           new Notification(button.dataset.library, { body: text, tag: key + ":" + id });
         }

@@ -88,3 +88,30 @@ def test_notify_me_tells_the_reader_when_a_task_in_the_tab_ends(
     expect(button).to_have_attribute("aria-pressed", "false")
     assert errors == []
     context.close()
+
+
+def test_notify_me_stays_quiet_about_states_first_learnt(browser, live_server, app, sim, clock):
+    expect.set_options(timeout=WAIT_MS)
+    old = sim.add_tasks("lib1", 4, run_seconds=0, delete_count=5)
+    running = sim.add_task("lib1", run_seconds=60)
+    with app.app_context():
+        tasks.track_tasks("lib1", [*old, running], None, clock())
+    # SMH answers the page's first refresh slowly: the reader opts in before any state is known.
+    sim.inject("latency", endpoint="task.query", seconds=3)
+    context = browser.new_context(base_url=live_server)
+    context.grant_permissions(["notifications"], origin=live_server)
+    context.add_init_script(SPY)
+    page = context.new_page()
+
+    page.goto("/libraries/lib1")
+    page.get_by_role("button", name="Notify me when a task ends").click()
+    expect(page.locator(f"#task-{old[0]} .badge")).to_have_text("Waiting for SMH")
+    for task_id in old:
+        expect(page.locator(f"#task-{task_id} .badge")).to_have_text("Done")
+    expect(page.locator(f"#task-{running} .badge")).to_have_text("Running")
+    clock.advance(61)
+    expect(page.locator(f"#task-{running} .badge")).to_have_text("Done")
+    page.wait_for_function("window.__shown.length > 0")
+
+    assert page.evaluate("window.__shown") == [["Marketing assets", f"Task {running}: Done"]]
+    context.close()
