@@ -47,8 +47,8 @@ def init_app(app: Flask, english_under: str) -> None:
     # Flask-Babel finds the catalog again on every message; a table of 50 rows has about a
     # thousand, so templates (and the doors below) look it up once per request instead.
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda message: _catalog().gettext(message),
-        lambda singular, plural, num: _catalog().ngettext(singular, plural, num),
+        lambda message: catalog().gettext(message),
+        lambda singular, plural, num: catalog().ngettext(singular, plural, num),
         newstyle=True,
     )
     # A {% trans %} block's line breaks and indentation are not part of its message (babel.cfg).
@@ -154,7 +154,8 @@ def _english_only() -> bool:
 # Typed doors to Flask-Babel (which ships no type information); pybabel extracts these names.
 
 
-def _catalog() -> NullTranslations:
+def catalog() -> NullTranslations:
+    """Return the request's message catalog, looked up once per request (English outside one)."""
     if not has_request_context():
         return cast(NullTranslations, flask_babel.get_translations())
     # The request's own environ: an app context (flask.g) may outlive one request in tests.
@@ -169,14 +170,14 @@ _CATALOG_KEY = "dashboard.catalog"
 
 def gettext(message: str, **variables: object) -> str:
     """Translate a message into the request's language, then fill in its named placeholders."""
-    translated = _catalog().gettext(message)
+    translated = catalog().gettext(message)
     return translated % variables if variables else translated
 
 
 def ngettext(singular: str, plural: str, num: int, **variables: object) -> str:
     """Translate a message whose form depends on num (%(num)d in it), then fill it in."""
     variables.setdefault("num", num)
-    return _catalog().ngettext(singular, plural, num) % variables
+    return catalog().ngettext(singular, plural, num) % variables
 
 
 def lazy_gettext(message: str, **variables: object) -> LazyString:
