@@ -83,6 +83,9 @@ def fill_moments(drawings: Iterable[Sequence[str]], now: float) -> list[Markup]:
     words = time_words()
     # Tasks tracked, checked or seen finished together share their times: each is told once.
     told: dict[tuple[str, str], str] = {}
+    # And times a moment apart read the same: a moment's words depend only on its whole seconds
+    # (and on whether it is under five, "just now"), so each reading is spelled once.
+    spelled: dict[tuple[str, int, bool], str] = {}
     filled = []
     for parts in drawings:
         joined: list[str] = []
@@ -91,8 +94,12 @@ def fill_moments(drawings: Iterable[Sequence[str]], now: float) -> list[Markup]:
             moment = told.get((name, timestamp))
             if moment is None:
                 seconds = now - float(timestamp)
-                spelled = _ago(seconds, words) if name == "ago" else _duration(seconds, words)
-                moment = told[name, timestamp] = escape(spelled)
+                reading = (name, round(seconds), seconds < 5)
+                moment = spelled.get(reading)
+                if moment is None:
+                    said = _ago(seconds, words) if name == "ago" else _duration(seconds, words)
+                    moment = spelled[reading] = escape(said)
+                told[name, timestamp] = moment
             joined += (parts[i], moment)
         joined.append(parts[-1])
         filled.append(Markup("".join(joined)))
