@@ -264,6 +264,19 @@ def begin() -> Iterator[Connection]:
     On SQLite the writers of this process take turns first, each waiting at most the busy
     timeout (SMH_DATABASE_BUSY_SECONDS); past it, the database counts as busy (a 503).
     """
+    try:
+        with _write() as conn:
+            yield conn
+    finally:
+        # Written inside reading(): the block's later reads must see it, so its transaction
+        # (on SQLite, its snapshot) ends here, and its next read begins another.
+        shared: Connection | None = g.get(_READING) if has_app_context() else None
+        if shared is not None and shared.in_transaction():
+            shared.rollback()
+
+
+@contextmanager
+def _write() -> Iterator[Connection]:
     engine = get_engine()
     writers = _writers.get(engine)
     if writers is None:
@@ -297,8 +310,8 @@ def reading() -> Iterator[None]:
     """Run the reads of this block on one connection: one checkout and one transaction (on
     SQLite, one snapshot) instead of one each.
 
-    Only for reads: a write in the block takes a connection of its own, and on SQLite the block's
-    reads would not see it.
+    A write in the block (begin()) takes a connection of its own, and ends the block's read
+    transaction as it commits, so that the reads after it see it.
     """
     if g.get(_READING) is not None:
         yield

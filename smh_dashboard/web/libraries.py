@@ -73,9 +73,8 @@ def _libraries_context(
 def library(library_id: str) -> ResponseReturnValue:
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = library_or_404(library_id)
-    listing = Listing.asked(library).refreshed()
-    # After the refresh, which may write: the page's reads share one connection.
     with database.reading():
+        listing = Listing.asked(library).refreshed()
         context = live.draw_listing(listing, PastEnd.NOT_FOUND)
         return render_template("library.html", **context, **_clearing(library), form={})
 
@@ -84,8 +83,8 @@ def library(library_id: str) -> ResponseReturnValue:
 def library_rows(library_id: str) -> ResponseReturnValue:
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = library_or_404(library_id)
-    listing = Listing.asked(library).refreshed()
     with database.reading():
+        listing = Listing.asked(library).refreshed()
         return live.answer_listing_poll(listing, request.args.get("v"))
 
 
