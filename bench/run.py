@@ -7,7 +7,8 @@ clients against them, and prints one table per figure with its floor, naive coun
 target beside it, issue 21's drawing figures first. It is a measurement, not a test: it exits 0
 whatever the verdicts. A scenario that cannot run says why in its table and the others still
 report; the run exits non-zero only when the servers themselves could not start. Progress goes
-to stderr, the tables to stdout.
+to stderr, the tables to stdout. `--only drawing` (or any scenarios, comma-separated) runs
+just those, staging only the libraries they need: issue 21's drawing figures in about a minute.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ from bench import drawing, instances, report, scenarios, servers
 from bench.report import TIMES, format_table, say
 
 T = TypeVar("T")
+# Every scenario, in the order they run; --only picks some of them.
+SCENARIOS = (
+    "pages",
+    "proxy",
+    "finish",
+    "drawing",
+    "latency",
+    "throughput",
+    "memory",
+    "large",
+    "instances",
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,7 +76,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL whose user may create databases, for the multi-instance scenario",
     )
     parser.add_argument("--redis-url", help="a scratch Redis for the multi-instance scenario")
+    parser.add_argument(
+        "--only",
+        help=f"run only these scenarios, comma-separated: {', '.join(SCENARIOS)} (all)",
+    )
     args = parser.parse_args(argv)
+    names = [name.strip() for name in (args.only or "").split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}: pick from {', '.join(SCENARIOS)}")
+    args.only = frozenset(names or SCENARIOS)
     quick = args.quick
     args.seconds = args.seconds or (6.0 if quick else 12.0)
     args.pages = parse_counts(args.pages or ("1,10" if quick else "1,10,50"))
@@ -86,13 +108,18 @@ def parse_counts(text: str) -> list[int]:
 
 
 class Attempts:
-    """Run scenarios one by one: one that cannot run says why, and the others still report."""
+    """Run scenarios one by one: one that cannot run says why, and the others still report;
+    one that --only leaves out is not run at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, only: frozenset[str] = frozenset(SCENARIOS)) -> None:
+        self.only = only
         self.failed: dict[str, str] = {}
 
     def run(self, name: str, measure: Callable[[], T], fallback: T) -> T:
-        """Return what `measure` found, or `fallback` once it failed (the reason is kept)."""
+        """Return what `measure` found, or `fallback` once it failed (the reason is kept) or
+        when it is left out."""
+        if name not in self.only:
+            return fallback
         try:
             return measure()
         except Exception as error:  # any failure of one scenario: reported, and the rest go on
@@ -102,8 +129,10 @@ class Attempts:
             self.failed[name] = reason
             return fallback
 
-    def table(self, name: str, rendered: Callable[[], str]) -> str:
-        """Return a scenario's table, or why it could not run."""
+    def table(self, name: str, rendered: Callable[[], str], *others: str) -> str:
+        """Return a table of one scenario (and `others`), or why it could not run."""
+        if self.only.isdisjoint((name, *others)):
+            return "_Not run: left out by --only._"
         if name in self.failed:
             return f"_Could not run: {self.failed[name]}_"
         return rendered()
@@ -112,7 +141,7 @@ class Attempts:
 def run(args: argparse.Namespace) -> str:
     """Run every scenario against one simulator and one dashboard; return the report."""
     began = time.monotonic()
-    attempts = Attempts()
+    attempts = Attempts(args.only)
     with (
         tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp,
         servers.run_servers(args, Path(tmp)) as stack,
@@ -120,12 +149,12 @@ def run(args: argparse.Namespace) -> str:
         workers = servers.find_workers(stack.dashboard.pid)
         boot_rss = sum(servers.read_rss(pid) for pid in workers)
         say("warming: one poll per load library answers its pending tasks")
-        for n in args.tasks:
+        for n in args.tasks if args.only & servers.LOADED else []:
             stack.upstream.session.get(
                 f"{stack.base_url}/libraries/load-{n}/rows", timeout=60
             ).raise_for_status()
         # The polls only start the refreshes; the scenarios must not count their queries.
-        load = [stack.libraries[f"load-{n}"] for n in args.tasks]
+        load = [stack.libraries[f"load-{n}"] for n in args.tasks if args.only & servers.LOADED]
         if not servers.wait_checked(stack.database, load, 60):
             raise RuntimeError("the load libraries' first refreshes did not end within 60 s")
         none: tuple[list[scenarios.UpstreamRow], list[scenarios.BrowserRow]] = ([], [])
@@ -156,7 +185,7 @@ def run(args: argparse.Namespace) -> str:
             "large", lambda: scenarios.measure_large(stack, args), []
         )
     multi = None
-    if args.database_url and args.redis_url:
+    if args.database_url and args.redis_url and "instances" in args.only:
         with tempfile.TemporaryDirectory(prefix="smh-bench-") as tmp:
             multi = attempts.run(
                 "instances", lambda: instances.measure_instances(args, Path(tmp)), None
@@ -175,7 +204,9 @@ def run(args: argparse.Namespace) -> str:
         f"## Benchmark: `{command}`",
         report.describe_machine(args),
         "### Drawing: issue 21's figures beside their targets",
-        format_table(report.TargetRow.HEADERS, report.issue_21_rows(drawn, rss, attempts.failed)),
+        format_table(
+            report.TargetRow.HEADERS, report.issue_21_rows(drawn, rss, attempts.failed, args.only)
+        ),
         "The section, the page and /healthz are timed in turn by one keep-alive client over "
         f"{args.rounds} rounds, on a library of {drawing.RENDER_TASKS} tracked tasks "
         f"({drawing.RENDER_RUNNING} running, every other one, so the first page shows both "
@@ -189,14 +220,21 @@ def run(args: argparse.Namespace) -> str:
         ),
         "Body is as sent (compressed for the gzip row); on the wire adds the headers.",
         "### Upstream task queries",
-        format_table(scenarios.UpstreamRow.HEADERS, upstream),
+        attempts.table(
+            "pages",
+            lambda: format_table(scenarios.UpstreamRow.HEADERS, upstream),
+            "proxy",
+            "finish",
+        ),
         f"Floor: ceil(seconds / SMH_CACHE_SECONDS) {TIMES} ceil(running / 100) per library with "
         f"something running; target ≤ floor + 1. Naive: one query per running task per page "
         f"request (pages), or one direct SMH call per script call (proxy). Proxy scripts ask for "
         f"every tracked id, finished ones too, 100 a call, every {args.script_interval:g} s."
         f"{several}",
         "### Browser requests per page per poll interval",
-        format_table(scenarios.BrowserRow.HEADERS, browser),
+        attempts.table(
+            "pages", lambda: format_table(scenarios.BrowserRow.HEADERS, browser), "finish"
+        ),
         "Pages follow the fragment exactly as htmx would: one request per polling element per "
         "interval, and none once the fragment comes back without a trigger. Per-row polling is "
         "the naive counterpart (one request per running row shown).",

@@ -30,6 +30,8 @@ RUNNING_SECONDS = 3600
 # before 3.32 allow 999 variables a statement, later ones 32,766 by default.
 TRACK_CHUNK = 900
 SCRUBBED = ("DATABASE_URL", "FLASK_SECRET_KEY")
+# The scenarios that poll the load-N libraries, which are staged (and warmed) only for them.
+LOADED = frozenset({"pages", "proxy", "latency", "throughput"})
 
 
 @dataclass
@@ -288,9 +290,11 @@ def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
         wait_ready(f"{sim_url}/_sim/calls", processes[-1], workdir / "simulator.log")
         with open_store(env) as track:
             say("staging tasks upstream and tracking them")
-            staged = [(libraries[f"load-{n}"], n) for n in args.tasks]
+            staged = [(libraries[f"load-{n}"], n) for n in args.tasks if args.only & LOADED]
             staged += [
-                (libraries[i], MEMORY_TASKS_PER_LIBRARY) for i in ids if i.startswith("mem-")
+                (libraries[i], MEMORY_TASKS_PER_LIBRARY)
+                for i in ids
+                if i.startswith("mem-") and "memory" in args.only
             ]
             for library, count in staged:
                 stage_library(upstream, track, library, count, args.running_share, RUNNING_SECONDS)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import re
 import time
+import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from gettext import NullTranslations
 
 from flask import Flask
 from markupsafe import Markup, escape
 
+from smh_dashboard import i18n
 from smh_dashboard.domain import inputs, states
 from smh_dashboard.i18n import GROUP_SYMBOLS, get_locale, gettext, ngettext
 
@@ -76,8 +80,12 @@ def split_moments(drawn: str) -> list[str]:
 
 def fill_moments(drawings: Iterable[Sequence[str]], now: float) -> list[Markup]:
     """Join drawings that `split_moments` split, each moment in them told relative to now."""
+    words = time_words()
     # Tasks tracked, checked or seen finished together share their times: each is told once.
     told: dict[tuple[str, str], str] = {}
+    # And times a moment apart read the same: a moment's words depend only on its whole seconds
+    # (and on whether it is under five, "just now"), so each reading is spelled once.
+    spelled: dict[tuple[str, int, bool], str] = {}
     filled = []
     for parts in drawings:
         joined: list[str] = []
@@ -85,8 +93,13 @@ def fill_moments(drawings: Iterable[Sequence[str]], now: float) -> list[Markup]:
             name, timestamp = parts[i + 1], parts[i + 2]
             moment = told.get((name, timestamp))
             if moment is None:
-                spell = ago if name == "ago" else elapsed
-                moment = told[name, timestamp] = escape(spell(float(timestamp), now))
+                seconds = now - float(timestamp)
+                reading = (name, round(seconds), seconds < 5)
+                moment = spelled.get(reading)
+                if moment is None:
+                    said = _ago(seconds, words) if name == "ago" else _duration(seconds, words)
+                    moment = spelled[reading] = escape(said)
+                told[name, timestamp] = moment
             joined += (parts[i], moment)
         joined.append(parts[-1])
         filled.append(Markup("".join(joined)))
@@ -97,40 +110,84 @@ def _mark(name: str, timestamp: float) -> Markup:
     return Markup(f"\x00{name} {timestamp!r}\x00")
 
 
+@dataclass(frozen=True)
+class TimeWords:
+    """The words moments and durations are spelled with in one language, each still to be
+    filled in: looked up once per catalog, where a page of 50 rows spells about a hundred."""
+
+    never: str
+    just_now: str
+    ago: str
+    seconds: str
+    minutes: str
+    minutes_seconds: str
+    hours: str
+    hours_minutes: str
+
+
+_TIME_WORDS: weakref.WeakKeyDictionary[NullTranslations, TimeWords] = weakref.WeakKeyDictionary()
+
+
+def time_words() -> TimeWords:
+    """Return the time words of the request's language (of its catalog, which gettext reads)."""
+    catalog = i18n.catalog()
+    words = _TIME_WORDS.get(catalog)
+    if words is None:
+        # gettext without values leaves the placeholders to fill in.
+        words = _TIME_WORDS[catalog] = TimeWords(
+            never=gettext("never"),
+            just_now=gettext("just now"),
+            ago=gettext("%(duration)s ago"),
+            seconds=gettext("%(seconds)d s"),
+            minutes=gettext("%(minutes)d min"),
+            minutes_seconds=gettext("%(minutes)d min %(seconds)d s"),
+            hours=gettext("%(hours)d h"),
+            hours_minutes=gettext("%(hours)d h %(minutes)d min"),
+        )
+    return words
+
+
 def ago(timestamp: float | None, now: float | Later) -> str:
     """Format a Unix time relative to now: 'just now', '4 min ago', '3 days ago'."""
     if timestamp is None:
-        return gettext("never")
+        return time_words().never
     if isinstance(now, Later):
         return _mark("ago", timestamp)
-    seconds = now - timestamp
-    if seconds < 5:
-        return gettext("just now")
-    return gettext("%(duration)s ago", duration=duration(seconds, short=True))
+    return _ago(now - timestamp, time_words())
 
 
 def elapsed(since: float, now: float | Later) -> str:
     """Spell out how long ago `since` was, as a duration: '4 min 10 s'."""
     if isinstance(now, Later):
         return _mark("elapsed", since)
-    return duration(now - since)
+    return _duration(now - since, time_words())
 
 
 def duration(seconds: float | None, short: bool = False) -> str:
     """Spell a duration out: '45 s', '4 min 10 s', '2 h 5 min', '3 days'."""
     if seconds is None:
         return ""
+    return _duration(seconds, time_words(), short)
+
+
+def _ago(seconds: float, words: TimeWords) -> str:
+    if seconds < 5:
+        return words.just_now
+    return words.ago % {"duration": _duration(seconds, words, short=True)}
+
+
+def _duration(seconds: float, words: TimeWords, short: bool = False) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
-        return gettext("%(seconds)d s", seconds=seconds)
+        return words.seconds % {"seconds": seconds}
     minutes, secs = divmod(seconds, 60)
     if minutes < 60:
         if short or not secs:
-            return gettext("%(minutes)d min", minutes=minutes)
-        return gettext("%(minutes)d min %(seconds)d s", minutes=minutes, seconds=secs)
+            return words.minutes % {"minutes": minutes}
+        return words.minutes_seconds % {"minutes": minutes, "seconds": secs}
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         if short or not minutes:
-            return gettext("%(hours)d h", hours=hours)
-        return gettext("%(hours)d h %(minutes)d min", hours=hours, minutes=minutes)
+            return words.hours % {"hours": hours}
+        return words.hours_minutes % {"hours": hours, "minutes": minutes}
     return ngettext("%(num)d day", "%(num)d days", hours // 24)

@@ -7,6 +7,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import flask_babel
+from babel import Locale
 from flask import (
     Blueprint,
     Flask,
@@ -20,6 +21,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, LazyString
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 bp = Blueprint("i18n", __name__)
 babel = Babel()
@@ -43,14 +47,17 @@ MAX_NEXT_LENGTH = 256
 def init_app(app: Flask, english_under: str) -> None:
     """Choose each request's language (always English under `english_under`), serve the switch."""
     app.extensions["i18n.english_under"] = english_under
-    babel.init_app(app, default_locale=ENGLISH, locale_selector=select_locale)
+    babel.init_app(app, default_locale=ENGLISH, locale_selector=_babel_locale)
     # Flask-Babel finds the catalog again on every message; a table of 50 rows has about a
     # thousand, so templates (and the doors below) look it up once per request instead.
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda message: _catalog().gettext(message),
-        lambda singular, plural, num: _catalog().ngettext(singular, plural, num),
-        newstyle=True,
+        template_gettext, template_ngettext, newstyle=True
     )
+    # Jinja's newstyle wrappers call these through two more layers (`_` resolves `gettext`, which
+    # calls ours), about half of each message's cost, and a page has eighty: templates call the
+    # same translation directly.
+    app.jinja_env.globals.update(_=template_gettext, gettext=template_gettext)
+    app.jinja_env.globals.update(ngettext=template_ngettext)
     # A {% trans %} block's line breaks and indentation are not part of its message (babel.cfg).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.register_blueprint(bp)
@@ -73,6 +80,19 @@ def select_locale() -> str:
     if chosen in LANGUAGES:
         return chosen
     return _from_accept_language()
+
+
+def _babel_locale() -> Locale:
+    # Flask-Babel parses the selector's answer on every request (8 us for English, 38 for
+    # Chinese); a Locale it is given comes back as it is, so each is parsed once.
+    chosen = select_locale()
+    locale = _PARSED.get(chosen)
+    if locale is None:
+        locale = _PARSED[chosen] = Locale.parse(chosen)
+    return locale
+
+
+_PARSED: dict[str, Locale] = {}
 
 
 def _from_accept_language() -> str:
@@ -154,7 +174,8 @@ def _english_only() -> bool:
 # Typed doors to Flask-Babel (which ships no type information); pybabel extracts these names.
 
 
-def _catalog() -> NullTranslations:
+def catalog() -> NullTranslations:
+    """Return the request's message catalog, looked up once per request (English outside one)."""
     if not has_request_context():
         return cast(NullTranslations, flask_babel.get_translations())
     # The request's own environ: an app context (flask.g) may outlive one request in tests.
@@ -167,16 +188,38 @@ def _catalog() -> NullTranslations:
 _CATALOG_KEY = "dashboard.catalog"
 
 
+@pass_eval_context
+def template_gettext(eval_ctx: EvalContext, message: str, /, **variables: object) -> str:
+    """Translate a template's message, then fill in its placeholders, escaped where the template
+    escapes (Jinja's newstyle gettext, which formats even without placeholders)."""
+    translated = catalog().gettext(message)
+    if eval_ctx.autoescape:
+        return Markup(translated) % variables
+    return translated % variables
+
+
+@pass_eval_context
+def template_ngettext(
+    eval_ctx: EvalContext, singular: str, plural: str, num: int, /, **variables: object
+) -> str:
+    """Translate a template's message whose form depends on num, as template_gettext does."""
+    variables.setdefault("num", num)
+    translated = catalog().ngettext(singular, plural, num)
+    if eval_ctx.autoescape:
+        return Markup(translated) % variables
+    return translated % variables
+
+
 def gettext(message: str, **variables: object) -> str:
     """Translate a message into the request's language, then fill in its named placeholders."""
-    translated = _catalog().gettext(message)
+    translated = catalog().gettext(message)
     return translated % variables if variables else translated
 
 
 def ngettext(singular: str, plural: str, num: int, **variables: object) -> str:
     """Translate a message whose form depends on num (%(num)d in it), then fill it in."""
     variables.setdefault("num", num)
-    return _catalog().ngettext(singular, plural, num) % variables
+    return catalog().ngettext(singular, plural, num) % variables
 
 
 def lazy_gettext(message: str, **variables: object) -> LazyString:

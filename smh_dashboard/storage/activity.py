@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from smh_dashboard.i18n import lazy_gettext
@@ -122,17 +122,21 @@ def record_activity(
         own.execute(insert(log), row)
 
 
+# Built once: every library page reads the latest lines.
+_LISTED = (
+    select(log)
+    .where(log.c.library_id == bindparam("library_id"))
+    .order_by(log.c.id.desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+
+
 def list_activity(library_id: str, offset: int = 0, limit: int = RECENT) -> list[Entry]:
     """Return the library's activity, newest first, one page of it."""
-    query = (
-        select(log)
-        .where(log.c.library_id == library_id)
-        .order_by(log.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
+    values = {"library_id": library_id, "offset": offset, "limit": limit}
     with database.connect() as conn:
-        return [Entry(**row._mapping) for row in conn.execute(query)]
+        return [Entry(**row._mapping) for row in conn.execute(_LISTED, values)]
 
 
 def count_activity(library_id: str) -> int:

@@ -10,11 +10,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import Table, create_engine, event, inspect, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -44,6 +44,8 @@ _SCHEMA_LOCK_KEY = 0x534D4844
 _schema_lock = threading.Lock()
 # The execution option that marks a connection's transactions as writes (see begin()).
 WRITES = "smh_writes"
+# Where reading() keeps the connection that the reads of its block share.
+_READING = "store_reading"
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,19 @@ def begin() -> Iterator[Connection]:
     On SQLite the writers of this process take turns first, each waiting at most the busy
     timeout (SMH_DATABASE_BUSY_SECONDS); past it, the database counts as busy (a 503).
     """
+    try:
+        with _write() as conn:
+            yield conn
+    finally:
+        # Written inside reading(): the block's later reads must see it, so its transaction
+        # (on SQLite, its snapshot) ends here, and its next read begins another.
+        shared: Connection | None = g.get(_READING) if has_app_context() else None
+        if shared is not None and shared.in_transaction():
+            shared.rollback()
+
+
+@contextmanager
+def _write() -> Iterator[Connection]:
     engine = get_engine()
     writers = _writers.get(engine)
     if writers is None:
@@ -282,8 +297,31 @@ def begin() -> Iterator[Connection]:
 
 
 def connect() -> AbstractContextManager[Connection]:
-    """Open a connection to the dashboard's database for reading, closed when the block ends."""
+    """Open a connection to the dashboard's database for reading, closed when the block ends
+    (inside `reading()`, the one its reads share)."""
+    shared: Connection | None = g.get(_READING) if has_app_context() else None
+    if shared is not None:
+        return nullcontext(shared)
     return get_engine().connect()
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Run the reads of this block on one connection: one checkout and one transaction (on
+    SQLite, one snapshot) instead of one each.
+
+    A write in the block (begin()) takes a connection of its own, and ends the block's read
+    transaction as it commits, so that the reads after it see it.
+    """
+    if g.get(_READING) is not None:
+        yield
+        return
+    with get_engine().connect() as conn:
+        setattr(g, _READING, conn)
+        try:
+            yield
+        finally:
+            g.pop(_READING, None)
 
 
 def upsert(table: Table) -> postgresql.Insert | sqlite.Insert:

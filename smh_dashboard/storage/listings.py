@@ -72,9 +72,16 @@ def list_tasks(
     A listing leaves out SMH's last answer (None here), and the result entries of every task
     but a failed one; tasks.get_task has them all.
     """
-    query = _listing(_LISTED, library_id, states, search).offset(offset).limit(limit)
+    values: dict[str, Any] = {"library_id": library_id, "offset": offset, "limit": limit}
+    if search or limit is None:
+        query = _listing(_LISTED, library_id, states, search).offset(offset).limit(limit)
+        values = {}
+    elif states is None:
+        query = _TASKS_LISTED
+    else:
+        query, values["states"] = _TASKS_LISTED_IN_STATES, list(states)
     with database.connect() as conn:
-        return [Task(*row) for row in conn.execute(query)]
+        return [Task(*row) for row in conn.execute(query, values)]
 
 
 def iter_tasks(
@@ -147,7 +154,18 @@ def _listing(
     return query.order_by(*_NEWEST_FIRST)
 
 
-# Built once, as every poll that finds a change runs them.
+# Built once, as every page and every poll that finds a change runs them: building a statement
+# costs about what running it does.
+_TASKS_LISTED = (
+    _listing(_LISTED, bindparam("library_id"), None)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_TASKS_LISTED_IN_STATES = (
+    _listing(_LISTED, bindparam("library_id"), bindparam("states", expanding=True))
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
 _VERSIONS_LISTED = (
     _listing((tasks.c.task_id, tasks.c.version), bindparam("library_id"), None)
     .offset(bindparam("offset"))

@@ -183,10 +183,14 @@ def untrack_tasks_undoably(
     return sorted(row["task_id"] for row in rows)
 
 
+# Built once: every library page asks.
+_LAST_UNTRACK = select(untracked).where(untracked.c.library_id == bindparam("library_id"))
+
+
 def last_untrack(library_id: str) -> Untrack | None:
     """Return the library's last untrack, if it was not undone."""
     with database.connect() as conn:
-        row = conn.execute(select(untracked).where(untracked.c.library_id == library_id)).first()
+        row = conn.execute(_LAST_UNTRACK, {"library_id": library_id}).first()
     if row is None:
         return None
     return Untrack(row.at, row.who, sorted(r["task_id"] for r in row.rows))

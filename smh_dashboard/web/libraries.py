@@ -10,7 +10,7 @@ from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
-from smh_dashboard.storage import activity, listings, tasks
+from smh_dashboard.storage import activity, database, listings, tasks
 from smh_dashboard.web import auth, live
 from smh_dashboard.web.listing import Listing, PastEnd, summarise, title
 
@@ -73,17 +73,19 @@ def _libraries_context(
 def library(library_id: str) -> ResponseReturnValue:
     """Show a library's tracked tasks, refreshed from SMH, with the form to track more."""
     library = library_or_404(library_id)
-    listing = Listing.asked(library).refreshed()
-    context = live.draw_listing(listing, PastEnd.NOT_FOUND)
-    return render_template("library.html", **context, **_clearing(library), form={})
+    with database.reading():
+        listing = Listing.asked(library).refreshed()
+        context = live.draw_listing(listing, PastEnd.NOT_FOUND)
+        return render_template("library.html", **context, **_clearing(library), form={})
 
 
 @bp.get("/libraries/<library_id>/rows")
 def library_rows(library_id: str) -> ResponseReturnValue:
     """Render the live part of a library page, for htmx to swap in on each poll."""
     library = library_or_404(library_id)
-    listing = Listing.asked(library).refreshed()
-    return live.answer_listing_poll(listing, request.args.get("v"))
+    with database.reading():
+        listing = Listing.asked(library).refreshed()
+        return live.answer_listing_poll(listing, request.args.get("v"))
 
 
 def library_page(
