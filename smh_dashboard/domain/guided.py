@@ -43,6 +43,8 @@ class Ending(Enum):
 CANCELLABLE = (Step.READ, Step.SWITCH_OFF, Step.SETTLE, Step.CLEAR)
 # What SMH answers while a switch-off has not taken effect yet.
 HISTORY_ENABLED_CODE = "FileHistoryEnabled"
+# The state a webhook message about a guided clear's restore carries (beside a task's end states).
+HISTORY_ON = "history-on"
 # A failed restore is tried again after this, doubling, at most RESTORE_RETRY_MOST apart.
 RESTORE_RETRY_SECONDS = 15.0
 RESTORE_RETRY_MOST = 600.0
