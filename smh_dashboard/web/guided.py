@@ -25,15 +25,24 @@ def _retention_words() -> dict:
 
 @bp.get("/libraries/<library_id>/history-job")
 def history_job(library_id: str) -> ResponseReturnValue:
-    """Render the library's guided clear and history banner, for htmx to swap in while it runs."""
+    """Render the library's guided clear, for htmx to swap in while it runs."""
+    return _render_history("_guided.html", library_id)
+
+
+@bp.get("/libraries/<library_id>/history-banner")
+def history_banner(library_id: str) -> ResponseReturnValue:
+    """Render the banner saying since when history is off, for htmx to swap in while a job runs."""
+    return _render_history("_history_banner.html", library_id)
+
+
+def _render_history(template: str, library_id: str) -> ResponseReturnValue:
     library = library_or_404(library_id)
     # The same refresh pages start: it takes the job's due steps under the library's lease.
     poller.request_refresh(library)
-    state = retention.history_state(library.id)
     return render_template(
-        "_guided.html",
+        template,
         library=library,
-        guided=state,
+        guided=retention.history_state(library.id),
         history=poller.cached_history_settings(library.id),
         poll_seconds_history=poller.poll_seconds(None),
         now=clock.now(),
