@@ -103,7 +103,13 @@ def refuse_while_under_way(library: Library, who: str, address: str | None = Non
 def job_due(library: Library) -> bool:
     """Tell whether the library's job under way has a step to take now."""
     job = history_jobs.current_job(library.id)
-    return job is not None and job.due(clock.now())
+    if job is None or not job.due(clock.now()):
+        return False
+    if job.at is Step.TRACK and job.task_id is not None:
+        # Only once the refresh has recorded the task's end: until then it is the tasks' due.
+        task = tasks.get_task(library.id, job.task_id)
+        return task is None or guided.finished_task(task.state)
+    return True
 
 
 def advance(library: Library) -> None:

@@ -464,6 +464,7 @@ def test_a_guided_clear_runs_in_the_page_and_history_comes_back_on(
         clock.advance(5)
         expect(step).to_have_attribute("data-job-step", "track")
         expect(step).to_contain_text(words["waiting"])
+        expect(page.locator("#announcer")).to_contain_text(words["waiting"])
 
         clock.advance(31)  # the clear's task ends
         expect(step).to_have_attribute("data-job-outcome", "done")
