@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
@@ -20,14 +21,14 @@ from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
 from smh_dashboard import clock, pruning, registry
-from smh_dashboard.actions import clears, tracking
+from smh_dashboard.actions import clears, guided, tracking
 from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.tasks import Task
 from smh_dashboard.live import poller
 from smh_dashboard.notify import delivery as notify
 from smh_dashboard.smh.simulator import Simulator
-from smh_dashboard.storage import database, listings, tasks
+from smh_dashboard.storage import activity, database, history_jobs, listings, tasks
 
 log = logging.getLogger("commands")
 
@@ -37,6 +38,9 @@ DEMO_LIBRARIES = [
 ]
 # One demo library is ready to clear; the other shows the "switch file history off" step first.
 DEMO_HISTORY_ON = {"demo-photos"}
+# Seconds the demo's SMH takes to apply a switch-off, and a guided clear's settle wait there.
+DEMO_HISTORY_OFF_DELAY = 8.0
+DEMO_SETTLE_SECONDS = 5
 
 
 def init_app(app: Flask, factory: Callable[[Mapping], Flask]) -> None:
@@ -242,7 +246,13 @@ def _echo_row(library_id: str, task: Task) -> None:
 @with_appcontext
 @click.argument("library_id")
 @click.option("--yes", is_flag=True, help="Do not ask for the library id again (for scripts).")
-def clear_history(library_id: str, yes: bool) -> None:
+@click.option(
+    "--keep-history",
+    is_flag=True,
+    help="Keep the file-history settings, switch history off, clear once, wait for the task, "
+    "then turn history back on with the kept settings; print each step.",
+)
+def clear_history(library_id: str, yes: bool, keep_history: bool) -> None:
     """Start clearing every historical version of a library (SMH cannot undo it); track it."""
     _refuse_if_read_only()
     library = _library_or_fail(library_id)
@@ -256,11 +266,64 @@ def clear_history(library_id: str, yes: bool) -> None:
             why = "The id typed does not match: nothing was cleared."
             clears.refuse_clear(library, _who(), why)
             raise click.ClickException(why)
+    if keep_history:
+        _run_guided_clear(library)
+        return
+    busy = guided.refuse_while_under_way(library, _who())
+    if busy is not None:
+        raise click.ClickException(busy)
     result = clears.start_clear(library, _who())
     if not result.done:
         raise click.ClickException(result.message)
     click.echo(result.message)
     click.echo(f"Tracking task {result.task_id} in {library.id}.")
+
+
+def _run_guided_clear(library: Library) -> None:
+    """Start a guided clear and take its steps as they come due, printing each one."""
+    seen = _newest_activity_id(library)
+    started = guided.start_guided_clear(library, _who(), restore=True)
+    if started.job is None:
+        raise click.ClickException(started.message)
+    job_id = started.job.id
+    poll = float(current_app.config["SMH_POLL_SECONDS"])
+    try:
+        while True:
+            # The same refresh pages and the watcher run: the job's due steps, under the lease.
+            poller.refresh_library(library)
+            seen = _echo_steps(library, seen)
+            job = history_jobs.get_job(job_id)
+            if job is None or not job.under_way:
+                break
+            wait = poll if job.next_at is None else job.next_at - clock.now()
+            time.sleep(min(poll, max(0.2, wait)))
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "Stopped following the guided clear; it goes on from open pages, flask watch or "
+            "flask refresh."
+        ) from None
+    if job is None or job.outcome != "done":
+        raise click.ClickException(f"The guided clear ended: {job.outcome if job else 'gone'}.")
+    click.echo("The guided clear is done.")
+
+
+def _newest_activity_id(library: Library) -> int:
+    newest = activity.list_activity(library.id, 0, 1)
+    return newest[0].id if newest else 0
+
+
+def _echo_steps(library: Library, seen: int) -> int:
+    """Print the library's activity lines written since line `seen`; return the newest id."""
+    entries = [e for e in activity.list_activity(library.id, 0, 50) if e.id > seen]
+    for entry in reversed(entries):
+        when = clock_text(entry.at)
+        click.echo(f"{when}  {entry.action_text}: {entry.outcome_text}. {entry.message}")
+    return max([seen, *(e.id for e in entries)])
+
+
+def clock_text(at: float) -> str:
+    """Say a moment as the command line prints it: UTC, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 @click.command()
@@ -323,7 +386,9 @@ def demo(host: str, port: int) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(demo_file + suffix):
             os.remove(demo_file + suffix)
-    sim = Simulator()
+    # SMH applies a switch-off a little after it is asked, as it may: a guided clear of the
+    # library with history on waits once more, and still ends within about a minute.
+    sim = Simulator(history_off_delay=DEMO_HISTORY_OFF_DELAY)
     for entry in DEMO_LIBRARIES:
         sim.add_library(
             entry["id"], entry["secret"], history_enabled=entry["id"] in DEMO_HISTORY_ON
@@ -342,6 +407,7 @@ def demo(host: str, port: int) -> None:
                 "SMH_BASE_URL": upstream.base_url,
                 "DATABASE_URL": f"sqlite:///{demo_file}",
                 "SMH_UNKNOWN_GRACE_SECONDS": 15,
+                "SMH_HISTORY_SETTLE_SECONDS": DEMO_SETTLE_SECONDS,
                 # Its libraries are simulated, so a users file scoped to real ones cannot apply.
                 "SMH_USERS_FILE": None,
                 "SMH_AUTH_PROXY_HEADER": None,

@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from smh_dashboard import commands, formats, i18n, logs, pruning, registry, settings
+from smh_dashboard.actions import guided as guided_clears
 from smh_dashboard.domain import users
 from smh_dashboard.domain.libraries import load_libraries
 from smh_dashboard.live import coordination, poller
@@ -22,6 +23,7 @@ from smh_dashboard.web import (
     auth,
     downloads,
     errors,
+    guided,
     health,
     history,
     hosts,
@@ -76,6 +78,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     registry.init_app(app, configured)
     coordination.init_app(app)
     poller.init_app(app)
+    poller.add_chore(app, guided_clears.CHORE)
     # Before the pages' CSRF guard: who is asking is settled before what they sent.
     auth.init_app(app, people)
     # After sign-in: a request refused there starts no delivery.
@@ -83,7 +86,7 @@ def create_app(overrides: Mapping | None = None) -> Flask:
     pruning.init_app(app)
     quotas.init_app(app)
     pages.init_app(app)
-    for page in (libraries, tasks, history, activity, downloads, health, sign_out):
+    for page in (libraries, tasks, history, guided, activity, downloads, health, sign_out):
         app.register_blueprint(page.bp)
     security.init_app(app)
     i18n.init_app(app, english_under=api.API_ROOT)

@@ -95,6 +95,10 @@ DEFAULTS = {
     "SMH_MAX_API_WAITS_PER_USER": 4,
     # How long the JSON API answers from the record while SMH fails, before it says SMH's error.
     "SMH_API_MAX_STALE_SECONDS": 60.0,
+    # A guided clear waits this long after switching history off before it clears, and tries
+    # that many times while SMH still says history is on.
+    "SMH_HISTORY_SETTLE_SECONDS": 60.0,
+    "SMH_HISTORY_SETTLE_TRIES": 5,
 }
 
 NUMBERS = {
@@ -126,6 +130,8 @@ NUMBERS = {
     "SMH_MAX_EXPORTS_PER_USER": (int, 1),
     "SMH_MAX_API_WAITS_PER_USER": (int, 1),
     "SMH_API_MAX_STALE_SECONDS": (float, 0.0),
+    "SMH_HISTORY_SETTLE_SECONDS": (float, 0.0),
+    "SMH_HISTORY_SETTLE_TRIES": (int, 1),
 }
 
 BOOLEANS = {"SMH_REFRESH_IN_BACKGROUND", "SMH_READ_ONLY"}

@@ -12,7 +12,7 @@ from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext, lazy_gettext
 from smh_dashboard.live import poller
 from smh_dashboard.smh.answers import SMHError
-from smh_dashboard.storage import activity, database, tasks
+from smh_dashboard.storage import activity, database, history_jobs, tasks
 from smh_dashboard.storage import clears as guard
 from smh_dashboard.storage.activity import Action, Outcome
 
@@ -197,6 +197,8 @@ def switch_history_off(library: Library, who: str, address: str | None = None) -
     finally:
         poller.forget_history_settings(library.id)
     if settings.enabled:
+        # So that one button can turn it back on as it was (SMH then answers only "off").
+        history_jobs.keep_settings(library.id, settings, who, now)
         message = gettext("File history is now off; the other settings are as they were.")
     else:
         message = gettext("File history was already off.")

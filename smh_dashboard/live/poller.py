@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -95,6 +96,25 @@ class _Flight:
             self.progress.notify_all()
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Work a library's refresh does under its lease besides asking about tasks: a guided
+    clear's steps. `due` is asked before the lease is taken and again under it."""
+
+    due: Callable[[Library], bool]
+    run: Callable[[Library], None]
+
+
+def add_chore(app: Flask, chore: Chore) -> None:
+    """Have every refresh of a library (pages', the watcher's, flask refresh) run the chore."""
+    app.extensions["poller_chores"].append(chore)
+
+
+def _chores() -> list[Chore]:
+    chores: list[Chore] = current_app.extensions["poller_chores"]
+    return chores
+
+
 def now() -> float:
     """Return clock.now(), for web/pages.py until it reads the clock itself (then this goes)."""
     return clock.now()
@@ -107,6 +127,7 @@ def init_app(app: Flask) -> None:
     app.extensions["poller"] = {
         i: _Flight(coordination.Lease(shared, f"refresh/{i}")) for i in app.extensions["libraries"]
     }
+    app.extensions["poller_chores"] = []
     cache.init_app(app)
 
 
@@ -165,21 +186,22 @@ def request_refresh(library: Library) -> Outage | None:
     tools) the caller runs the refresh itself.
     """
     outage = current_outage(library.id)
-    if not tasks.has_due(library.id, now() - _window()):
+    chores = any(chore.due(library) for chore in _chores())
+    if not chores and not tasks.has_due(library.id, now() - _window()):
         return None
-    if outage and outage.retry_at > clock.now():
+    if not chores and outage and outage.retry_at > clock.now():
         return outage
     flight = _flight(library.id)
     if not flight.begin(timeout=0):
         return outage
     if not current_app.config["SMH_REFRESH_IN_BACKGROUND"]:
         try:
-            return _refresh_locked(library, flight)
+            return _refresh_and_chores(library, flight)
         finally:
             flight.end()
     background.start(
         f"smh-refresh-{library.id}",
-        lambda: _refresh_locked(library, flight),
+        lambda: _refresh_and_chores(library, flight),
         done=flight.end,
         log=log,
         failure=f"refreshing library {library.id} failed unexpectedly",
@@ -193,9 +215,18 @@ def refresh_library(library: Library) -> Outage | None:
     if not flight.begin(timeout=_wait_seconds()):
         return current_outage(library.id)
     try:
-        return _refresh_locked(library, flight)
+        return _refresh_and_chores(library, flight)
     finally:
         flight.end()
+
+
+def _refresh_and_chores(library: Library, flight: _Flight) -> Outage | None:
+    """Refresh the library's tasks, then run its due chores (a job follows its task's end)."""
+    outage = _refresh_locked(library, flight)
+    for chore in _chores():
+        if chore.due(library):
+            chore.run(library)
+    return outage
 
 
 def _wait_seconds() -> float:

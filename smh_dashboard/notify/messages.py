@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 from smh_dashboard import badges, formats
+from smh_dashboard.domain.guided import HISTORY_ON
 from smh_dashboard.domain.webhooks import WebhookFormat
 
 
@@ -37,6 +38,8 @@ class Message:
         """Say the end in words, as the badge does."""
         if self.task_id is None:
             return "Test message"
+        if self.state == HISTORY_ON:
+            return "File history is on again with the settings it had before the clear"
         return badges.badge_for(self.state, self.status).text
 
     @property

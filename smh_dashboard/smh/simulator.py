@@ -171,6 +171,14 @@ class _Library:
     secret: str
     history: dict
     last_clear: float | None = None
+    # When a switch-off asked for takes effect; until then history stays on.
+    off_at: float | None = None
+
+    def settle(self, now: float) -> None:
+        """Apply a switch-off whose delay has passed."""
+        if self.off_at is not None and now >= self.off_at:
+            self.history["enableFileHistory"] = False
+            self.off_at = None
 
 
 @dataclass
@@ -196,6 +204,7 @@ class Simulator:
         token_lifetime: float | None = None,
         unknown_ids: str = "omit",
         clear_run_seconds: float = 30.0,
+        history_off_delay: float = 0.0,
     ) -> None:
         if unknown_ids not in UNKNOWN_ID_MODES:
             raise ValueError(f"unknown_ids must be one of {UNKNOWN_ID_MODES}")
@@ -203,6 +212,7 @@ class Simulator:
         self._token_lifetime = token_lifetime
         self._unknown_ids = unknown_ids
         self._clear_run_seconds = clear_run_seconds
+        self._history_off_delay = history_off_delay
         self._lock = threading.Lock()
         self._libraries: dict[str, _Library] = {}
         self._tokens: dict[str, _Token] = {}
@@ -234,6 +244,14 @@ class Simulator:
         history = HISTORY_DEFAULTS | {"enableFileHistory": history_enabled}
         with self._lock:
             self._libraries[library_id] = _Library(secret, history)
+
+    def delay_history_off(self, seconds: float) -> None:
+        """Apply each switch-off of file history only `seconds` after it is asked for, as SMH
+        may; until then the settings still say it is on and a clear is refused."""
+        if not _is_number(seconds) or seconds < 0:
+            raise ValueError("seconds must be a non-negative number")
+        with self._lock:
+            self._history_off_delay = seconds
 
     def add_task(
         self,
@@ -516,7 +534,9 @@ class Simulator:
 
     def _get_history(self, request: Request, now: float, library_id: str) -> Response:
         self._authenticate(library_id, request.args.get("access_token", ""), now)
-        history = self._libraries[library_id].history
+        library = self._libraries[library_id]
+        library.settle(now)
+        history = library.history
         if not history["enableFileHistory"]:
             return _json({"enableFileHistory": False})
         return _json(history)
@@ -532,12 +552,21 @@ class Simulator:
         )
         if not valid:
             raise _Reject(400, "ParamInvalid", "The history settings are malformed.")
-        self._libraries[library_id].history.update(body)
+        library = self._libraries[library_id]
+        library.settle(now)
+        switching_off = library.history["enableFileHistory"] and not body["enableFileHistory"]
+        if switching_off and self._history_off_delay > 0:
+            library.history.update(body | {"enableFileHistory": True})
+            library.off_at = now + self._history_off_delay
+        else:
+            library.history.update(body)
+            library.off_at = None
         return Response(status=204)
 
     def _clear_history(self, request: Request, now: float, library_id: str) -> Response:
         self._authenticate_admin(request, library_id, now)
         library = self._libraries[library_id]
+        library.settle(now)
         # SMH only says history must be off first; this code and status are a guess.
         if library.history["enableFileHistory"]:
             raise _Reject(400, "FileHistoryEnabled", "Switch file history off before clearing.")

@@ -29,6 +29,9 @@ class Action(Enum):
     RECHECK = "recheck"
     CLEAR = "clear"
     DISABLE_HISTORY = "disable-history"
+    GUIDED_CLEAR = "guided-clear"
+    HISTORY_SETTINGS = "history-settings"
+    RESTORE_HISTORY = "restore-history"
 
 
 class Outcome(Enum):
@@ -53,6 +56,9 @@ ACTION_TEXT = {
     Action.RECHECK.value: lazy_gettext("Check tasks again"),
     Action.CLEAR.value: lazy_gettext("Clear all historical versions"),
     Action.DISABLE_HISTORY.value: lazy_gettext("Switch file history off"),
+    Action.GUIDED_CLEAR.value: lazy_gettext("Clear old versions, keep history on"),
+    Action.HISTORY_SETTINGS.value: lazy_gettext("Change file-history settings"),
+    Action.RESTORE_HISTORY.value: lazy_gettext("Turn file history back on"),
 }
 
 

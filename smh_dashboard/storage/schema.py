@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from smh_dashboard.domain import inputs
@@ -146,4 +148,54 @@ outbox = _numbered_table(
     UniqueConstraint("library_id", "task_id", "state", "webhook", name="uq_outbox_end"),
     Index("ix_outbox_next_at", "next_at"),
     Index("ix_outbox_task", "library_id", "task_id"),
+)
+# Guided clears (see history_jobs.py): the settings kept, each step's time, the clear's task and
+# the restore's tries. At most one job per library has not ended (a partial unique index).
+_UNDER_WAY = text("ended_at IS NULL")
+history_jobs = _numbered_table(
+    "history_jobs",
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(MAX_WHO_LENGTH), nullable=False),
+    Column("address", String(MAX_ADDRESS_LENGTH)),
+    # Whether to turn history back on with the kept settings once the clear's task ended.
+    Column("restore", Boolean, nullable=False),
+    # The step to take next (domain/guided.py: Step); `version` goes up with every write, so a
+    # step is taken by whoever moves the row from the version it read.
+    Column("step", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kept", JSON),
+    Column("read_at", Float),
+    Column("off_at", Float),
+    Column("clear_asked_at", Float),
+    Column("cleared_at", Float),
+    Column("task_id", BigInteger),
+    Column("task_ended_at", Float),
+    Column("restored_at", Float),
+    Column("cancelled_at", Float),
+    Column("cancelled_by", String(MAX_WHO_LENGTH)),
+    Column("ended_at", Float),
+    Column("outcome", String(16)),
+    Column("settle_tries", Integer, nullable=False),
+    Column("restore_attempts", Integer, nullable=False),
+    # When the step is due; while a step is in flight, when its taker counts as gone.
+    Column("next_at", Float),
+    Column("last_error", String(500)),
+    Index("ix_history_jobs_library", "library_id", "id"),
+    Index(
+        "uq_history_jobs_under_way",
+        "library_id",
+        unique=True,
+        sqlite_where=_UNDER_WAY,
+        postgresql_where=_UNDER_WAY,
+    ),
+)
+# One row per library whose file history was switched off here: the settings it had, so that one
+# button can turn it back on with them.
+kept_history = Table(
+    "kept_history",
+    metadata,
+    _library_id(primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("kept_at", Float, nullable=False),
+    Column("kept_by", String(MAX_WHO_LENGTH), nullable=False),
 )

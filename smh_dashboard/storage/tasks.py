@@ -382,7 +382,7 @@ def record_statuses(
                 # ended the task queues its message, in the same transaction.
                 ending = _ANSWERED if "smh_status" in change else _UNLISTED
                 if conn.execute(ending, change).rowcount == 1 and webhook is not None:
-                    _queue_end(conn, _end(library_id, row, change, now), webhook, now)
+                    queue_end(conn, _end(library_id, row, change, now), webhook, now)
 
 
 def _end(library_id: str, row: RowMapping, change: dict[str, Any], now: float) -> dict[str, Any]:
@@ -398,7 +398,7 @@ def _end(library_id: str, row: RowMapping, change: dict[str, Any], now: float) -
     }
 
 
-def _queue_end(
+def queue_end(
     conn: Connection,
     end: dict[str, Any],
     webhook: Webhook,

@@ -8,8 +8,9 @@ from flask import Blueprint, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
 from smh_dashboard import clock
-from smh_dashboard.actions import clears
+from smh_dashboard.actions import clears, guided
 from smh_dashboard.domain import inputs
+from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
 from smh_dashboard.web import auth
@@ -43,6 +44,16 @@ def clear_history(library_id: str) -> ResponseReturnValue:
         )
         clears.refuse_clear(library, auth.current_who(), why, auth.current_address())
         return library_page(library, 400, clear_error=why)
+    busy = guided.refuse_while_under_way(library, auth.current_who(), auth.current_address())
+    if busy is not None:
+        return library_page(library, 409, clear_error=busy)
+    if request.form.get("restore_history") and _history_maybe_on(library):
+        started = guided.start_guided_clear(
+            library, auth.current_who(), auth.current_address(), restore=True
+        )
+        if started.refused:
+            return library_page(library, 409, clear_error=started.message)
+        return after_change(library, started.message)
     result = clears.start_clear(library, auth.current_who(), auth.current_address())
     if not result.done:
         status = _failure_status(result)
@@ -64,6 +75,13 @@ def disable_history(library_id: str) -> ResponseReturnValue:
     if not result.done:
         return library_page(library, _failure_status(result), history_error=result.message)
     return after_change(library, result.message)
+
+
+def _history_maybe_on(library: Library) -> bool:
+    """Tell whether history may be on (a guided clear then has settings to keep): SMH says so,
+    or could not say."""
+    reading = poller.history_settings(library)
+    return reading.settings is None or reading.settings.enabled
 
 
 def _failure_status(result: clears.Result) -> int:

@@ -10,7 +10,7 @@ from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
-from smh_dashboard.storage import activity, database, listings, tasks
+from smh_dashboard.storage import activity, database, history_jobs, listings, tasks
 from smh_dashboard.web import auth, live
 from smh_dashboard.web.listing import Listing, PastEnd, summarise, title
 
@@ -53,7 +53,8 @@ def _refresh(configured: list[Library]) -> dict[str, poller.Outage | None]:
 def _libraries_context(
     configured: list[Library], outages: dict[str, poller.Outage | None], version: str | None = None
 ) -> dict:
-    counts = listings.count_states(lib.id for lib in configured)
+    ids = [lib.id for lib in configured]
+    counts = listings.count_states(ids)
     summaries = {library_id: summarise(by_state) for library_id, by_state in counts.items()}
     everything = {name: sum(s[name] for s in summaries.values()) for name in summarise({})}
     worst = max((o for o in outages.values() if o), key=lambda o: o.retry_at, default=None)
@@ -66,6 +67,11 @@ def _libraries_context(
         "poll_seconds": poller.poll_seconds(worst),
         "now": clock.now(),
         "version": version or live.libraries_version(outages),
+        # File history at a glance: SMH's last reading (never waited for), the last clear and
+        # the newest guided clear.
+        "histories": {i: poller.cached_history_settings(i) for i in ids},
+        "last_clears": history_jobs.last_clears(ids),
+        "jobs": history_jobs.latest_jobs(ids),
     }
 
 
@@ -89,7 +95,7 @@ def library_rows(library_id: str) -> ResponseReturnValue:
 
 
 def library_page(
-    library: Library, status: int, form: dict[str, str] | None = None, **messages: str
+    library: Library, status: int, form: dict[str, str] | None = None, **messages: object
 ) -> ResponseReturnValue:
     """Render the library page's first page again, with what was typed and why nothing changed."""
     listing = Listing(library).refreshed()
@@ -117,4 +123,6 @@ def _clearing(library: Library) -> dict:
         "history": poller.cached_history_settings(library.id),
         "activity_entries": activity.list_activity(library.id),
         "last_untrack": tasks.last_untrack(library.id),
+        "guided": history_jobs.history_state(library.id),
+        "poll_seconds_history": poller.poll_seconds(None),
     }

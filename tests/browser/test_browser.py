@@ -416,3 +416,61 @@ def test_one_task_changing_is_swapped_in_alone(page, sim, clock, track):
     # The poll moved on to the new version: the next one finds nothing new.
     with page.expect_response(_unchanged_poll, timeout=WAIT_MS):
         pass
+
+
+@pytest.fixture
+def guided_settings(settings):
+    """A guided clear as the demo runs it: a short settle wait."""
+    settings["SMH_HISTORY_SETTLE_SECONDS"] = 5
+    return settings
+
+
+GUIDED_WORDS = {
+    "en-US": {"done": "Done: file history is on again.", "waiting": "Waiting for the clear's task"},
+    "zh-CN": {"done": "历史版本功能已重新开启", "waiting": "正在等待清除任务结束。"},
+}
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_guided_clear_runs_in_the_page_and_history_comes_back_on(
+    browser, guided_settings, live_server, sim, clock, secret, width, locale
+):
+    # As in the demo: history on, and SMH applies a switch-off only a little after it is asked.
+    sim.add_library("lib1", secret, history_enabled=True)
+    sim.delay_history_off(8)
+    context = browser.new_context(
+        base_url=live_server,
+        http_credentials=OPERATOR,
+        locale=locale,
+        viewport={"width": width, "height": 900},
+    )
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    words = GUIDED_WORDS[locale]
+    try:
+        page.goto("/libraries/lib1")
+        expect(page.locator("[data-history=on]")).to_be_visible()
+        expect(page.locator("input[name=restore_history]")).to_be_checked()
+        page.locator("#confirm").fill("lib1")
+        page.locator("form.clear-history button[type=submit]").click()
+
+        step = page.locator("[data-job-step]")
+        expect(step).to_have_attribute("data-job-step", "settle")
+        expect(page.locator("#history-off-banner")).to_be_visible()
+        # The first settle check finds history still on (SMH's delay); the second clears.
+        clock.advance(5)
+        expect(page.locator("#guided .banner.error")).to_be_visible()
+        clock.advance(5)
+        expect(step).to_have_attribute("data-job-step", "track")
+        expect(step).to_contain_text(words["waiting"])
+        expect(page.locator("#announcer")).to_contain_text(words["waiting"])
+
+        clock.advance(31)  # the clear's task ends
+        expect(step).to_have_attribute("data-job-outcome", "done")
+        expect(step).to_contain_text(words["done"])
+        expect(page.locator("#history-off-banner")).to_have_count(0)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert sim.calls["history.clear"] == 1
+    finally:
+        context.close()
