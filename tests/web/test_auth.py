@@ -186,6 +186,19 @@ CHANGES = [
     ("/libraries/{id}/tasks/5/recheck", {}),
     ("/libraries/{id}/clear-history", {"confirm": "{id}"}),
     ("/libraries/{id}/history-settings/disable", {"confirm": "off"}),
+    ("/libraries/{id}/clear-history", {"confirm": "{id}", "restore_history": "on"}),
+    (
+        "/libraries/{id}/history-settings",
+        {
+            "enableFileHistory": "on",
+            "fileHistoryCount": "50",
+            "fileHistoryExpireDay": "60",
+            "mergeInterval": "0",
+            "confirm": "{id}",
+        },
+    ),
+    ("/libraries/{id}/history-settings/restore", {}),
+    ("/libraries/{id}/history-job/cancel", {}),
 ]
 
 
