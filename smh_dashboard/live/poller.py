@@ -186,11 +186,12 @@ def request_refresh(library: Library) -> Outage | None:
     tools) the caller runs the refresh itself.
     """
     outage = current_outage(library.id)
-    chores = any(chore.due(library) for chore in _chores())
-    if not chores and not tasks.has_due(library.id, now() - _window()):
-        return None
-    if not chores and outage and outage.retry_at > clock.now():
-        return outage
+    tasks_due = tasks.has_due(library.id, now() - _window())
+    # Chores are asked only when the tasks alone would not start a refresh (which runs them).
+    if (not tasks_due or (outage and outage.retry_at > clock.now())) and not any(
+        chore.due(library) for chore in _chores()
+    ):
+        return outage if tasks_due else None
     flight = _flight(library.id)
     if not flight.begin(timeout=0):
         return outage

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -75,11 +75,27 @@ def get_job(job_id: int) -> Job | None:
     return Job(**row._mapping) if row else None
 
 
+# Read on every poll of every page (is a step due?), so built once, as the listings' are.
+_CURRENT = select(jobs).where(
+    jobs.c.library_id == bindparam("library_id"), jobs.c.ended_at.is_(None)
+)
+_NEWEST = (
+    select(jobs).where(jobs.c.library_id == bindparam("library_id")).order_by(jobs.c.id.desc())
+).limit(1)
+_KEPT = select(kept_history).where(kept_history.c.library_id == bindparam("library_id"))
+
+
 def current_job(library_id: str) -> Job | None:
     """Return the library's job under way, if any."""
-    query = select(jobs).where(jobs.c.library_id == library_id, jobs.c.ended_at.is_(None))
     with database.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_CURRENT, {"library_id": library_id}).first()
+    return Job(**row._mapping) if row else None
+
+
+def newest_job(library_id: str) -> Job | None:
+    """Return the library's newest job, under way or ended."""
+    with database.connect() as conn:
+        row = conn.execute(_NEWEST, {"library_id": library_id}).first()
     return Job(**row._mapping) if row else None
 
 
@@ -191,9 +207,8 @@ def keep_settings(library_id: str, settings: HistorySettings, who: str, now: flo
 
 def kept_settings(library_id: str) -> Kept | None:
     """Return the settings kept when the library's history was last switched off here."""
-    query = select(kept_history).where(kept_history.c.library_id == library_id)
     with database.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_KEPT, {"library_id": library_id}).first()
     return Kept(row.settings, row.kept_at, row.kept_by) if row else None
 
 
@@ -216,7 +231,7 @@ class HistoryState:
 
 def history_state(library_id: str) -> HistoryState:
     """Return the library's newest job, settings kept earlier and since when history is off."""
-    job = latest_jobs([library_id]).get(library_id)
+    job = newest_job(library_id)
     kept = kept_settings(library_id)
     if job is not None and job.history_off and job.kept is not None:
         return HistoryState(job, job.kept_settings, job.off_at)
