@@ -259,3 +259,19 @@ def test_the_index_shows_history_the_last_clear_and_a_job_under_way(app, client,
     row = index.split('id="library-lib1"', 1)[1].split("</tr>", 1)[0]
     assert "by no sign-in (127.0.0.1)" in row
     assert re.search(r"\d+ versions deleted", row), row
+
+
+def test_the_retention_form_shows_smhs_settings_once_they_are_read(app, client, history_on):
+    page = shown(client.get("/libraries/lib1"))
+    # Before SMH's settings are read, no empty form says history is off while it is on.
+    assert 'class="history-settings-form"' not in page
+    assert "Reading the file-history settings from SMH" in page
+
+    fragment = shown(client.get("/libraries/lib1/history-settings"))
+
+    form = fragment[fragment.index('class="history-settings-form"') :]
+    assert 'name="enableFileHistory" value="on" checked' in form
+    assert 'name="fileHistoryCount" inputmode="numeric" value="10"' in form
+    assert 'name="fileHistoryExpireDay" inputmode="numeric" value="30"' in form
+    assert 'name="mergeInterval" inputmode="numeric" value="600"' in form
+    assert 'name="csrf_token"' in form
