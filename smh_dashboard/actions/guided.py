@@ -10,6 +10,7 @@ sent twice: a clear in flight is settled from the clear guard's row (task or no 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,22 +129,8 @@ def take_step(library: Library) -> Job | None:
     now = clock.now()
     if job is None or not job.due(now):
         return None
-    step = job.at
-    if step is Step.READ:
-        return _read(library, job, now)
-    if step is Step.SWITCH_OFF:
-        return _switch_off(library, job, now)
-    if step is Step.SETTLE:
-        return _settle(library, job, now)
-    if step is Step.CLEAR:
-        return _clear(library, job, now)
-    if step is Step.CLEARING:
-        return _settle_lost_clear(library, job, now)
-    if step is Step.TRACK:
-        return _track(library, job, now)
-    if step is Step.RESTORE:
-        return _restore(library, job, now)
-    return None
+    take = _STEPS.get(job.at)
+    return take(library, job, now) if take is not None else None
 
 
 def _note(job: Job, outcome: Outcome, message: str, now: float, **kwargs: object) -> None:
@@ -404,6 +391,18 @@ def _tell_history_on(conn: Any, library: Library, job: Job, now: float) -> None:
         "finished_at": now,
     }
     tasks.queue_end(conn, end, library.webhook, now)
+
+
+# Each step the job can be at, and what takes it.
+_STEPS: dict[Step, Callable[[Library, Job, float], Job | None]] = {
+    Step.READ: _read,
+    Step.SWITCH_OFF: _switch_off,
+    Step.SETTLE: _settle,
+    Step.CLEAR: _clear,
+    Step.CLEARING: _settle_lost_clear,
+    Step.TRACK: _track,
+    Step.RESTORE: _restore,
+}
 
 
 def write_settings(library: Library, wanted: HistorySettings) -> str | None:

@@ -53,15 +53,7 @@ def change_settings(
     error_text = guided.write_settings(library, wanted)
     if error_text is not None:
         message = gettext("The settings were not changed: %(said)s.", said=error_text)
-        activity.record_activity(
-            library.id,
-            who,
-            Action.HISTORY_SETTINGS,
-            Outcome.REFUSED,
-            message,
-            now,
-            address=address,
-        )
+        _log(library, who, address, now, Action.HISTORY_SETTINGS, Outcome.REFUSED, message)
         return Change(message)
     if wanted.enabled:
         history_jobs.forget_kept(library.id)
@@ -72,9 +64,7 @@ def change_settings(
         before=retention.describe(before),
         after=retention.describe(wanted),
     )
-    activity.record_activity(
-        library.id, who, Action.HISTORY_SETTINGS, Outcome.DONE, message, now, address=address
-    )
+    _log(library, who, address, now, Action.HISTORY_SETTINGS, Outcome.DONE, message)
     return Change(message, done=True)
 
 
@@ -92,15 +82,7 @@ def restore_earlier(library: Library, who: str, address: str | None) -> Change:
     error_text = guided.write_settings(library, wanted)
     if error_text is not None:
         message = gettext("File history was not turned back on: %(said)s.", said=error_text)
-        activity.record_activity(
-            library.id,
-            who,
-            Action.RESTORE_HISTORY,
-            Outcome.REFUSED,
-            message,
-            now,
-            address=address,
-        )
+        _log(library, who, address, now, Action.RESTORE_HISTORY, Outcome.REFUSED, message)
         return Change(message)
     history_jobs.forget_kept(library.id)
     if state.job is not None and state.job.history_off:
@@ -109,9 +91,7 @@ def restore_earlier(library: Library, who: str, address: str | None) -> Change:
         "File history is on again with the earlier settings: %(settings)s.",
         settings=retention.describe(wanted),
     )
-    activity.record_activity(
-        library.id, who, Action.RESTORE_HISTORY, Outcome.DONE, message, now, address=address
-    )
+    _log(library, who, address, now, Action.RESTORE_HISTORY, Outcome.DONE, message)
     return Change(message, done=True)
 
 
@@ -130,3 +110,16 @@ def _refused(
         address=address,
     )
     return Change(message, error=error)
+
+
+def _log(
+    library: Library,
+    who: str,
+    address: str | None,
+    now: float,
+    action: Action,
+    outcome: Outcome,
+    message: str,
+) -> None:
+    """Add a settings change (or its refusal) to the library's activity log."""
+    activity.record_activity(library.id, who, action, outcome, message, now, address=address)
