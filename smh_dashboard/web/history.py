@@ -27,6 +27,14 @@ def history_settings(library_id: str) -> ResponseReturnValue:
     return render_template("_history.html", library=library, history=history, now=clock.now())
 
 
+@bp.get("/libraries/<library_id>/history-glance")
+def history_glance(library_id: str) -> ResponseReturnValue:
+    """Render the index's one-phrase file history of a library, for htmx to swap in."""
+    library = library_or_404(library_id)
+    reading = poller.history_settings(library)
+    return render_template("_history_glance.html", reading=reading)
+
+
 @bp.post("/libraries/<library_id>/clear-history")
 def clear_history(library_id: str) -> ResponseReturnValue:
     """Start clearing the library's historical versions once its id is typed to confirm."""

@@ -275,3 +275,24 @@ def test_the_retention_form_shows_smhs_settings_once_they_are_read(app, client, 
     assert 'name="fileHistoryExpireDay" inputmode="numeric" value="30"' in form
     assert 'name="mergeInterval" inputmode="numeric" value="600"' in form
     assert 'name="csrf_token"' in form
+
+
+def test_the_index_reads_a_librarys_file_history_it_has_not_read_yet(client, history_on):
+    index = shown(client.get("/"))
+    assert 'hx-get="/libraries/lib1/history-glance"' in index
+    assert history_on.calls["history.get"] == 0  # the index itself never waits on SMH
+
+    glance = shown(client.get("/libraries/lib1/history-glance"))
+
+    assert glance.strip() == "<span>history on, 10 versions, 30 days, merge 600 s</span>"
+    again = shown(client.get("/"))
+    assert "history on, 10 versions, 30 days, merge 600 s" in again
+    assert 'hx-get="/libraries/lib1/history-glance"' not in again
+
+
+def test_the_index_says_when_smh_cannot_tell_the_file_history(client, history_on):
+    history_on.inject("error", endpoint="history.get", status=500)
+
+    glance = shown(client.get("/libraries/lib1/history-glance"))
+
+    assert "not readable now" in glance
