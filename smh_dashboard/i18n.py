@@ -19,6 +19,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.globals import _cv_request
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, LazyString
 from jinja2 import pass_eval_context
@@ -176,12 +177,15 @@ def _english_only() -> bool:
 
 def catalog() -> NullTranslations:
     """Return the request's message catalog, looked up once per request (English outside one)."""
-    if not has_request_context():
+    # Read about seventy times a page: the request context itself, not two proxies' lookups.
+    context = _cv_request.get(None)
+    if context is None:
         return cast(NullTranslations, flask_babel.get_translations())
     # The request's own environ: an app context (flask.g) may outlive one request in tests.
-    catalog = request.environ.get(_CATALOG_KEY)
+    environ = context.request.environ
+    catalog = environ.get(_CATALOG_KEY)
     if catalog is None:
-        catalog = request.environ[_CATALOG_KEY] = flask_babel.get_translations()
+        catalog = environ[_CATALOG_KEY] = flask_babel.get_translations()
     return cast(NullTranslations, catalog)
 
 
@@ -193,6 +197,9 @@ def template_gettext(eval_ctx: EvalContext, message: str, /, **variables: object
     """Translate a template's message, then fill in its placeholders, escaped where the template
     escapes (Jinja's newstyle gettext, which formats even without placeholders)."""
     translated = catalog().gettext(message)
+    if not variables and "%" not in translated:
+        # Nothing to fill in or unescape ("%%"): formatting would return the same text.
+        return Markup(translated) if eval_ctx.autoescape else translated
     if eval_ctx.autoescape:
         return Markup(translated) % variables
     return translated % variables
