@@ -3,7 +3,11 @@ for task states that its templates read (each concern's blueprint is its own mod
 
 from __future__ import annotations
 
-from flask import Flask
+import functools
+from typing import Any
+
+from flask import Flask, url_for
+from flask.globals import _cv_request
 from flask_wtf.csrf import CSRFProtect
 
 from smh_dashboard import badges
@@ -24,5 +28,38 @@ def init_app(app: Flask) -> None:
         last_seen=badges.last_seen,
         BADGES=badges.BADGES,
         FILTERS=filters.FILTERS,
+        url_for=page_url,
     )
+    app.extensions[LINKS] = functools.lru_cache(maxsize=LINKS_KEPT)(_build)
     rows.init_app(app)
+
+
+def page_url(endpoint: str, **values: Any) -> str:
+    """Build a link as url_for does, each distinct link once per root the dashboard is served
+    under: a page draws about twenty, the same for every reader."""
+    context = _cv_request.get(None)
+    if context is None or endpoint.startswith(".") or not _PLAIN.isdisjoint(values):
+        # No request; relative to the request's blueprint; external, anchored or schemed.
+        return url_for(endpoint, **values)
+    # The values' types too: 1 and True are equal keys but make different links.
+    key = (endpoint, tuple(values.items()), tuple(map(type, values.values())))
+    try:
+        link: str = context.app.extensions[LINKS](context.request.script_root, key)
+    except TypeError:  # a value that cannot be a key (a list of states, say)
+        return url_for(endpoint, **values)
+    return link
+
+
+# url_for's own arguments that make a link depend on more than its root.
+_PLAIN = frozenset({"_external", "_anchor", "_method", "_scheme"})
+
+
+def _build(root: str, key: tuple[str, tuple[tuple[str, Any], ...], tuple[type, ...]]) -> str:
+    # Only paths are built here (never _external), so the root is all a link depends on.
+    endpoint, values, _ = key
+    return url_for(endpoint, **dict(values))
+
+
+# The app's links built so far (each app its own: its rules are its own).
+LINKS = "page_links"
+LINKS_KEPT = 1024

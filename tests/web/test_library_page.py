@@ -174,3 +174,22 @@ def test_pages_work_under_a_path_prefix(make_app, sim, clock):
     assert 'href="/smh/static/dashboard.css"' in page
     assert 'action="/smh/libraries/lib1/tasks"' in page
     assert 'href="/smh/libraries/lib1?state=running"' in page
+
+
+def test_links_follow_the_root_of_each_request(make_app, sim, clock):
+    # Links are built once per root and kept: a reader behind the prefix and one reaching the
+    # dashboard directly, in turn, each get their own.
+    app = make_app(TRUSTED_PROXIES=1, TRUSTED_PROXY_PREFIX_HOPS=1)
+    track(app, clock, sim.add_task("lib1"))
+    client = app.test_client()
+    for prefix in ("/smh", "", "/smh", "/other", ""):
+        page = client.get(
+            "/libraries/lib1", headers={"X-Forwarded-Prefix": prefix} if prefix else {}
+        ).get_data(as_text=True)
+        assert f'href="{prefix}/static/dashboard.css"' in page
+        assert f'action="{prefix}/libraries/lib1/tasks"' in page
+        assert f'href="{prefix}/libraries/lib1/tasks.csv"' in page
+        others = {"/smh", "/other"} - {prefix}
+        assert not any(f'href="{other}/' in page for other in others)
+        if not prefix:
+            assert 'href="/smh' not in page and 'href="/other' not in page
