@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, url_for
 from flask.globals import _cv_request
 from flask_wtf.csrf import CSRFProtect
+from jinja2 import Environment
 
 from smh_dashboard import badges
 from smh_dashboard.domain import inputs
@@ -29,9 +30,29 @@ def init_app(app: Flask) -> None:
         BADGES=badges.BADGES,
         FILTERS=filters.FILTERS,
         url_for=page_url,
+        m=Macros(app.jinja_env),
     )
     app.extensions[LINKS] = functools.lru_cache(maxsize=LINKS_KEPT)(_build)
     rows.init_app(app)
+
+
+class Macros:
+    """The macros of _macros.html, which every template reads as `m` (`m.time(...)`).
+
+    Jinja's `{% import %}` compares the importing context's globals with the module's on every
+    render before it hands back the module it keeps; a page imported it six times. This is the
+    module Jinja keeps, found through the environment each time, so a template edited while
+    developing is read again as with an import.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        self._environment = environment
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._environment.get_template(MACROS).module, name)
+
+
+MACROS = "_macros.html"
 
 
 def page_url(endpoint: str, **values: Any) -> str:
