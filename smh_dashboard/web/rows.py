@@ -102,4 +102,5 @@ def draw_rows(context: Context, tasks: Sequence[Task]) -> Markup:
         drawn = {key: tuple(formats.split_moments(module.row(t))) for key, t in missing.items()}
         kept.put(drawn)
     rows = [row if row is not None else drawn[key] for key, row in zip(keys, found, strict=True)]
-    return Markup("\n").join(formats.fill_moments(rows, context["now"]))
+    # Every row is markup already: Markup.join would escape (copy) each one again to no end.
+    return Markup("\n".join(formats.fill_moments(rows, context["now"])))
