@@ -3,7 +3,7 @@ one transaction, naming who made it and from where."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flask import current_app
 
@@ -22,11 +22,11 @@ def track(
 
     Raise InputError, saying the cap and how many are tracked, rather than pass the cap.
     """
-    now = clock.now()
     cap = int(current_app.config["SMH_MAX_TRACKED_PER_LIBRARY"])
-    with database.begin() as conn:
+
+    def track_new(conn: database.Connection, now: float) -> list[int]:
         try:
-            new = tasks.track_tasks(library.id, ids, label, now, conn=conn, cap=cap)
+            return tasks.track_tasks(library.id, ids, label, now, conn=conn, cap=cap)
         except tasks.TooManyTracked as over:
             raise inputs.InputError(
                 ngettext(
@@ -39,93 +39,98 @@ def track(
                 ),
                 "TooManyItems",
             ) from None
-        if new:
-            message = ngettext(
-                "Now tracking %(num)d task: %(ids)s.",
-                "Now tracking %(num)d tasks: %(ids)s.",
-                len(new),
-                ids=_listed(new),
-            )
-            _record_done(conn, library, Action.TRACK, new, message, who, address, now)
-    return new
+
+    return _change(library, Action.TRACK, track_new, who, address)
 
 
 def untrack(
     library: Library, ids: Iterable[int], who: str, address: str | None = None
 ) -> list[int]:
     """Stop tracking these tasks, as the library's last untrack (undoable); return their ids."""
-    now = clock.now()
-    with database.begin() as conn:
-        gone = tasks.untrack_tasks_undoably(library.id, ids, who, now, conn=conn)
-        if gone:
-            message = ngettext(
-                "No longer tracking %(num)d task: %(ids)s.",
-                "No longer tracking %(num)d tasks: %(ids)s.",
-                len(gone),
-                ids=_listed(gone),
-            )
-            _record_done(conn, library, Action.UNTRACK, gone, message, who, address, now)
-    return gone
+
+    def untrack_undoably(conn: database.Connection, now: float) -> list[int]:
+        return tasks.untrack_tasks_undoably(library.id, ids, who, now, conn=conn)
+
+    return _change(library, Action.UNTRACK, untrack_undoably, who, address)
 
 
 def undo_untrack(library: Library, who: str, address: str | None = None) -> list[int]:
     """Track again, as they were, the tasks of the library's last untrack; return their ids."""
-    now = clock.now()
-    with database.begin() as conn:
-        back = tasks.undo_untrack(library.id, conn=conn)
-        if back:
-            message = ngettext(
-                "Tracking again %(num)d task: %(ids)s.",
-                "Tracking again %(num)d tasks: %(ids)s.",
-                len(back),
-                ids=_listed(back),
-            )
-            _record_done(conn, library, Action.UNDO_UNTRACK, back, message, who, address, now)
-    return back
+
+    def track_again(conn: database.Connection, now: float) -> list[int]:
+        return tasks.undo_untrack(library.id, conn=conn)
+
+    return _change(library, Action.UNDO_UNTRACK, track_again, who, address)
 
 
 def recheck(
     library: Library, ids: Iterable[int], who: str, address: str | None = None
 ) -> list[int]:
     """Ask SMH again about those of these tasks it did not know; return their ids."""
-    now = clock.now()
-    with database.begin() as conn:
-        again = [i for i in ids if tasks.recheck_task(library.id, i, now, conn=conn)]
-        if again:
-            message = ngettext(
-                "Checking %(num)d task with SMH again: %(ids)s.",
-                "Checking %(num)d tasks with SMH again: %(ids)s.",
-                len(again),
-                ids=_listed(again),
-            )
-            _record_done(conn, library, Action.RECHECK, again, message, who, address, now)
-    return again
+
+    def recheck_unknown(conn: database.Connection, now: float) -> list[int]:
+        return [i for i in ids if tasks.recheck_task(library.id, i, now, conn=conn)]
+
+    return _change(library, Action.RECHECK, recheck_unknown, who, address)
 
 
-def _record_done(
-    conn: database.Connection,
+def _change(
     library: Library,
     action: Action,
-    changed: list[int],
-    message: str,
+    change: Callable[[database.Connection, float], list[int]],
     who: str,
     address: str | None,
-    now: float,
-) -> None:
-    """Log a change to these tasks that went through, in `conn`'s transaction."""
-    activity.record_activity(
-        library.id,
-        who,
-        action,
-        Outcome.DONE,
-        message,
-        now,
-        # A line names its task when there is one; several are listed in its message.
-        task_id=changed[0] if len(changed) == 1 else None,
-        address=address,
-        conn=conn,
-    )
+) -> list[int]:
+    """Make a change to tasks and, if it changed any, log it, in one transaction; return the ids
+    it changed."""
+    now = clock.now()
+    with database.begin() as conn:
+        changed = change(conn, now)
+        if changed:
+            activity.record_activity(
+                library.id,
+                who,
+                action,
+                Outcome.DONE,
+                _done_message(action, changed),
+                now,
+                # A line names its task when there is one; several are listed in its message.
+                task_id=changed[0] if len(changed) == 1 else None,
+                address=address,
+                conn=conn,
+            )
+    return changed
 
 
-def _listed(ids: list[int]) -> str:
-    return ", ".join(str(i) for i in ids)
+def _done_message(action: Action, changed: list[int]) -> str:
+    # An if for each action, not a table: pybabel extracts only literal ngettext calls.
+    num, ids = len(changed), ", ".join(str(i) for i in changed)
+    if action is Action.TRACK:
+        return ngettext(
+            "Now tracking %(num)d task: %(ids)s.",
+            "Now tracking %(num)d tasks: %(ids)s.",
+            num,
+            ids=ids,
+        )
+    if action is Action.UNTRACK:
+        return ngettext(
+            "No longer tracking %(num)d task: %(ids)s.",
+            "No longer tracking %(num)d tasks: %(ids)s.",
+            num,
+            ids=ids,
+        )
+    if action is Action.UNDO_UNTRACK:
+        return ngettext(
+            "Tracking again %(num)d task: %(ids)s.",
+            "Tracking again %(num)d tasks: %(ids)s.",
+            num,
+            ids=ids,
+        )
+    if action is Action.RECHECK:
+        return ngettext(
+            "Checking %(num)d task with SMH again: %(ids)s.",
+            "Checking %(num)d tasks with SMH again: %(ids)s.",
+            num,
+            ids=ids,
+        )
+    raise ValueError(f"{action} is not a change to tracked tasks")

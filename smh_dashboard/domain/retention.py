@@ -26,33 +26,25 @@ def parse_settings(form: Mapping[str, str]) -> HistorySettings:
     count = _whole(form, "fileHistoryCount", gettext("Versions kept"))
     expire_days = _whole(form, "fileHistoryExpireDay", gettext("Days kept"))
     merge = _whole(form, "mergeInterval", gettext("Merge interval"))
-    if not COUNT_RANGE[0] <= count <= COUNT_RANGE[1]:
-        raise InputError(
-            gettext(
-                "Versions kept must be from %(least)s to %(most)s, not %(value)s.",
-                least=COUNT_RANGE[0],
-                most=COUNT_RANGE[1],
-                value=count,
-            )
-        )
-    if not EXPIRE_DAYS_RANGE[0] <= expire_days <= EXPIRE_DAYS_RANGE[1]:
-        raise InputError(
-            gettext(
-                "Days kept must be from %(least)s (never expire) to %(most)s, not %(value)s.",
-                least=EXPIRE_DAYS_RANGE[0],
-                most=EXPIRE_DAYS_RANGE[1],
-                value=expire_days,
-            )
-        )
-    if merge != 0 and not MERGE_LEAST <= merge <= MERGE_MOST:
-        raise InputError(
+    _refuse_outside(
+        count,
+        *COUNT_RANGE,
+        gettext("Versions kept must be from %(least)s to %(most)s, not %(value)s."),
+    )
+    _refuse_outside(
+        expire_days,
+        *EXPIRE_DAYS_RANGE,
+        gettext("Days kept must be from %(least)s (never expire) to %(most)s, not %(value)s."),
+    )
+    if merge != 0:
+        _refuse_outside(
+            merge,
+            MERGE_LEAST,
+            MERGE_MOST,
             gettext(
                 "Merge interval must be 0 (no merging) or from %(least)s to %(most)s seconds, "
-                "not %(value)s.",
-                least=MERGE_LEAST,
-                most=MERGE_MOST,
-                value=merge,
-            )
+                "not %(value)s."
+            ),
         )
     return HistorySettings(enabled, count, expire_days, merge)
 
@@ -64,6 +56,13 @@ def _whole(form: Mapping[str, str], name: str, label: str) -> int:
     if len(raw) > LONGEST_NUMBER or not raw.isascii() or not raw.isdigit():
         raise InputError(gettext("%(field)s must be a whole number of digits only.", field=label))
     return int(raw)
+
+
+def _refuse_outside(value: int, least: int, most: int, refusal: str) -> None:
+    # `refusal` is translated but not yet filled in: gettext fills placeholders only when given
+    # some, and the three refusals name the same ones.
+    if not least <= value <= most:
+        raise InputError(refusal % {"least": least, "most": most, "value": value})
 
 
 def lowers_a_limit(before: HistorySettings, after: HistorySettings) -> bool:

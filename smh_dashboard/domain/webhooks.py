@@ -16,6 +16,11 @@ class WebhookFormat(Enum):
     DINGTALK = "dingtalk"
     SLACK = "slack"
 
+    @property
+    def answers_with_errcode(self) -> bool:
+        """Tell whether its robot answers with HTTP 200 and an errcode, 0 being the only success."""
+        return self in (WebhookFormat.WECOM, WebhookFormat.DINGTALK)
+
 
 @dataclass(frozen=True)
 class Webhook:

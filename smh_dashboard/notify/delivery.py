@@ -47,8 +47,6 @@ MAX_ERROR_TEXT = 200
 # A part of a webhook's address at least this long may be its key on its own (WeCom's and
 # DingTalk's ?key= and ?access_token=, Slack's and Feishu's last path segment): hidden too.
 MIN_SECRET_PART = 16
-# Sent by a chat robot with HTTP 200: errcode 0 is the only success.
-ERRCODE_FORMATS = (WebhookFormat.WECOM, WebhookFormat.DINGTALK)
 
 
 @dataclass
@@ -269,7 +267,7 @@ def send(webhook: Webhook, message: Message) -> str | None:
         text = redact.scrub(response.text[: 4 * MAX_ERROR_TEXT], secrets)[:MAX_ERROR_TEXT].strip()
         if not 200 <= response.status_code < 300:
             return f"HTTP {response.status_code}" + (f": {messages.one_line(text)}" if text else "")
-        if webhook.format in ERRCODE_FORMATS:
+        if webhook.format.answers_with_errcode:
             return _robot_error(response.text, secrets)
     return None
 

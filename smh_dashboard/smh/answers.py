@@ -10,7 +10,7 @@ import email.utils
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from smh_dashboard.smh import codes
@@ -32,23 +32,20 @@ OPENING_BRACKETS = frozenset(b"[{")
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+# Compared by identity, as exceptions are; the repr below leaves retry_after out.
+@dataclass(eq=False)
 class SMHError(Exception):
     """A failed SMH call: HTTP status, SMH code, message and request id, never a credential."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.message = redact(message)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after
+    message: str
+    _: KW_ONLY
+    status: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        self.message = redact(self.message)
         super().__init__(self.message)
 
     @property

@@ -13,6 +13,7 @@ from smh_dashboard.domain.tasks import Task
 from smh_dashboard.i18n import gettext, ngettext
 from smh_dashboard.live import poller
 from smh_dashboard.storage import outbox, tasks
+from smh_dashboard.storage.activity import Action
 from smh_dashboard.web import auth, live
 from smh_dashboard.web.libraries import after_change, library_or_404, library_page
 
@@ -109,15 +110,8 @@ def untrack_task(library_id: str, task_id: int) -> ResponseReturnValue:
 def untrack_selected(library_id: str) -> ResponseReturnValue:
     """Stop tracking the tasks ticked in the table; the last untrack can be undone."""
     library = library_or_404(library_id)
-    ids = _selected_ids()
-    gone = tracking.untrack(library, ids, auth.current_who(), auth.current_address())
-    if gone:
-        message = ngettext(
-            "%(num)d task no longer tracked.", "%(num)d tasks no longer tracked.", len(gone)
-        )
-    else:
-        message = gettext("No task was untracked.")
-    return after_change(library, message)
+    gone = tracking.untrack(library, _selected_ids(), auth.current_who(), auth.current_address())
+    return after_change(library, _how_many(Action.UNTRACK, gone))
 
 
 @bp.post("/libraries/<library_id>/tasks/untrack/undo")
@@ -125,28 +119,15 @@ def undo_untrack(library_id: str) -> ResponseReturnValue:
     """Track again, as they were, the tasks of the library's last untrack."""
     library = library_or_404(library_id)
     back = tracking.undo_untrack(library, auth.current_who(), auth.current_address())
-    if back:
-        message = ngettext("%(num)d task tracked again.", "%(num)d tasks tracked again.", len(back))
-    else:
-        message = gettext("Nothing to undo.")
-    return after_change(library, message)
+    return after_change(library, _how_many(Action.UNDO_UNTRACK, back))
 
 
 @bp.post("/libraries/<library_id>/tasks/recheck")
 def recheck_selected(library_id: str) -> ResponseReturnValue:
     """Ask SMH again about the ticked tasks it did not know."""
     library = library_or_404(library_id)
-    ids = _selected_ids()
-    rechecked = tracking.recheck(library, ids, auth.current_who(), auth.current_address())
-    if rechecked:
-        message = ngettext(
-            "Checking %(num)d task with SMH again.",
-            "Checking %(num)d tasks with SMH again.",
-            len(rechecked),
-        )
-    else:
-        message = gettext("None of the ticked tasks needed another check.")
-    return after_change(library, message)
+    again = tracking.recheck(library, _selected_ids(), auth.current_who(), auth.current_address())
+    return after_change(library, _how_many(Action.RECHECK, again))
 
 
 @bp.post(f"/libraries/<library_id>/tasks/<{TASK_ID}>/recheck")
@@ -158,6 +139,32 @@ def recheck_task(library_id: str, task_id: int) -> ResponseReturnValue:
         message = gettext("Checking task %(task)d with SMH again.", task=task_id)
     back_to_task = request.form.get("back") == "task"
     return after_change(library, message, task_id if back_to_task else None)
+
+
+def _how_many(action: Action, changed: list[int]) -> str:
+    # What the page says after a change to the ticked tasks (or undoing the last untrack): how
+    # many it changed, or that it changed none. An if for each change, not a table: pybabel
+    # extracts only literal gettext and ngettext calls.
+    num = len(changed)
+    if action is Action.UNTRACK:
+        if changed:
+            return ngettext(
+                "%(num)d task no longer tracked.", "%(num)d tasks no longer tracked.", num
+            )
+        return gettext("No task was untracked.")
+    if action is Action.UNDO_UNTRACK:
+        if changed:
+            return ngettext("%(num)d task tracked again.", "%(num)d tasks tracked again.", num)
+        return gettext("Nothing to undo.")
+    if action is Action.RECHECK:
+        if changed:
+            return ngettext(
+                "Checking %(num)d task with SMH again.",
+                "Checking %(num)d tasks with SMH again.",
+                num,
+            )
+        return gettext("None of the ticked tasks needed another check.")
+    raise ValueError(f"{action} is not a change to ticked tasks")
 
 
 def _selected_ids() -> list[int]:
