@@ -6,9 +6,10 @@ import json
 import re
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from gettext import NullTranslations
+from typing import NamedTuple
 
 from flask import Flask
 from markupsafe import Markup, escape
@@ -72,38 +73,53 @@ LATER = Later()
 _MOMENT = re.compile("\x00(ago|elapsed) ([^\x00]+)\x00")
 
 
-def split_moments(drawn: str) -> list[str]:
-    """Split a drawing made with `now=LATER` into text, then a filter's name and its time, and
-    so on, ending with text: what `fill_moments` takes."""
-    return _MOMENT.split(drawn)
+class Drawing(NamedTuple):
+    """A drawing made with `now=LATER`, taken apart: its text in pieces with None where each
+    moment goes, and each moment's filter name and Unix time, in order."""
+
+    pieces: tuple[str | None, ...]
+    moments: tuple[tuple[str, str], ...]
 
 
-def fill_moments(drawings: Iterable[Sequence[str]], now: float) -> list[Markup]:
-    """Join drawings that `split_moments` split, each moment in them told relative to now."""
+def split_moments(drawn: str) -> Drawing:
+    """Take the moments out of a drawing made with `now=LATER`: what `fill_moments` takes."""
+    parts = _MOMENT.split(drawn)
+    pieces: list[str | None] = [None] * (2 * len(parts[::3]) - 1)
+    pieces[::2] = parts[::3]
+    return Drawing(tuple(pieces), tuple(zip(parts[1::3], parts[2::3], strict=True)))
+
+
+def fill_moments(drawings: Iterable[Drawing], now: float) -> Markup:
+    """Fill in drawings that `split_moments` took apart, each moment told relative to now, and
+    join them a line each."""
     words = time_words()
     # Tasks tracked, checked or seen finished together share their times: each is told once.
     told: dict[tuple[str, str], str] = {}
     # And times a moment apart read the same: a moment's words depend only on its whole seconds
     # (and on whether it is under five, "just now"), so each reading is spelled once.
     spelled: dict[tuple[str, int, bool], str] = {}
-    filled = []
-    for parts in drawings:
-        joined: list[str] = []
-        for i in range(0, len(parts) - 1, 3):
-            name, timestamp = parts[i + 1], parts[i + 2]
-            moment = told.get((name, timestamp))
-            if moment is None:
-                seconds = now - float(timestamp)
-                reading = (name, round(seconds), seconds < 5)
-                moment = spelled.get(reading)
-                if moment is None:
-                    said = _ago(seconds, words) if name == "ago" else _duration(seconds, words)
-                    moment = spelled[reading] = escape(said)
-                told[name, timestamp] = moment
-            joined += (parts[i], moment)
-        joined.append(parts[-1])
-        filled.append(Markup("".join(joined)))
-    return filled
+
+    def tell(moment: tuple[str, str]) -> str:
+        name, timestamp = moment
+        seconds = now - float(timestamp)
+        reading = (name, round(seconds), seconds < 5)
+        said = spelled.get(reading)
+        if said is None:
+            said = spelled[reading] = escape(
+                _ago(seconds, words) if name == "ago" else _duration(seconds, words)
+            )
+        told[moment] = said
+        return said
+
+    # Each drawing's moments go in their places (a slice assignment), and everything is joined
+    # once: a page draws 50 rows of about 150 moments on every whole-section render.
+    lines: list[str | None] = []
+    for pieces, moments in drawings:
+        row = list(pieces)
+        row[1::2] = [told[moment] if moment in told else tell(moment) for moment in moments]
+        lines += row
+        lines.append("\n")
+    return Markup("".join(lines[:-1]))  # type: ignore[arg-type]
 
 
 def _mark(name: str, timestamp: float) -> Markup:

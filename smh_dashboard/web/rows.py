@@ -23,7 +23,6 @@ from smh_dashboard.web import auth
 # about 1.6 KB (its HTML in parts, and its key), so at most ~1.6 MB.
 ROWS_KEPT = 1000
 TEMPLATE = "_task_row.html"
-Drawing = tuple[str, ...]
 
 
 class DrawnRows:
@@ -32,11 +31,11 @@ class DrawnRows:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._rows: OrderedDict[Hashable, Drawing] = OrderedDict()
+        self._rows: OrderedDict[Hashable, formats.Drawing] = OrderedDict()
         self._template: Template | None = None
         self._lock = threading.Lock()
 
-    def get(self, template: Template, keys: Sequence[Hashable]) -> list[Drawing | None]:
+    def get(self, template: Template, keys: Sequence[Hashable]) -> list[formats.Drawing | None]:
         """Return the row kept under each key, None for one not kept or drawn from another
         template (one reloaded while developing)."""
         with self._lock:
@@ -49,7 +48,7 @@ class DrawnRows:
                     self._rows.move_to_end(key)
         return found
 
-    def put(self, drawn: Mapping[Hashable, Drawing]) -> None:
+    def put(self, drawn: Mapping[Hashable, formats.Drawing]) -> None:
         """Keep these rows, dropping the least recently shown past the size."""
         with self._lock:
             self._rows.update(drawn)
@@ -93,14 +92,13 @@ def draw_rows(context: Context, tasks: Sequence[Task]) -> Markup:
     keys = [(*common, *shown(task)) for task in tasks]
     found = kept.get(template, keys)
     missing = {key: task for key, task, row in zip(keys, tasks, found, strict=True) if row is None}
-    drawn: dict[Hashable, Drawing] = {}
+    drawn: dict[Hashable, formats.Drawing] = {}
     if missing:
         # One module for all the rows to draw: the words they share are translated once.
         module: Any = template.make_module(
             {"library_url": library_url, "may_change": may_change, "oob": oob, "now": formats.LATER}
         )
-        drawn = {key: tuple(formats.split_moments(module.row(t))) for key, t in missing.items()}
+        drawn = {key: formats.split_moments(module.row(t)) for key, t in missing.items()}
         kept.put(drawn)
     rows = [row if row is not None else drawn[key] for key, row in zip(keys, found, strict=True)]
-    # Every row is markup already: Markup.join would escape (copy) each one again to no end.
-    return Markup("\n".join(formats.fill_moments(rows, context["now"])))
+    return formats.fill_moments(rows, context["now"])
