@@ -274,7 +274,9 @@ def test_a_clear_whose_answer_was_lost_is_never_sent_again(make_app, history_on,
         clock.advance(120)
         refresh(app)
     assert history_on.calls["history.clear"] == 1
-    assert job.history_off  # left off: SMH may be clearing; the page offers to turn it back on
+    # Left off: SMH may be clearing; the page offers to turn it back on.
+    assert job_of(app).history_off
+    assert smh_settings(app).enabled is False
 
 
 def test_a_failed_restore_is_named_and_tried_again(app, history_on, clock):
