@@ -20,7 +20,7 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import run_simple
 
-from smh_dashboard import clock, pruning, registry
+from smh_dashboard import clock, formats, pruning, registry
 from smh_dashboard.actions import clears, guided, tracking
 from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
@@ -316,14 +316,10 @@ def _echo_steps(library: Library, seen: int) -> int:
     """Print the library's activity lines written since line `seen`; return the newest id."""
     entries = [e for e in activity.list_activity(library.id, 0, 50) if e.id > seen]
     for entry in reversed(entries):
-        when = clock_text(entry.at)
-        click.echo(f"{when}  {entry.action_text}: {entry.outcome_text}. {entry.message}")
+        click.echo(
+            f"{formats.utc(entry.at)}  {entry.action_text}: {entry.outcome_text}. {entry.message}"
+        )
     return max([seen, *(e.id for e in entries)])
-
-
-def clock_text(at: float) -> str:
-    """Say a moment as the command line prints it: UTC, to the second."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 @click.command()
