@@ -11,6 +11,7 @@ from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext, lazy_gettext
 from smh_dashboard.live import poller
+from smh_dashboard.smh import codes
 from smh_dashboard.smh.answers import SMHError
 from smh_dashboard.storage import activity, database, history_jobs, tasks
 from smh_dashboard.storage import clears as guard
@@ -209,7 +210,7 @@ def switch_history_off(library: Library, who: str, address: str | None = None) -
 
 
 ADVICE = {
-    "FileHistoryEnabled": lazy_gettext("file history is still on; switch it off first"),
+    codes.FILE_HISTORY_ENABLED: lazy_gettext("file history is still on; switch it off first"),
     "NoPermission": lazy_gettext("the library's token is not an admin token"),
     "InvalidAccessToken": lazy_gettext("SMH rejected the library's access token"),
     "AccessTokenNotMatchLibrary": lazy_gettext("the access token belongs to another library"),

@@ -23,6 +23,7 @@ from smh_dashboard.domain.guided import ClearAnswer, Job, Step
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
+from smh_dashboard.smh import codes
 from smh_dashboard.smh.answers import HistorySettings, SMHError
 from smh_dashboard.storage import activity, database, history_jobs, tasks
 from smh_dashboard.storage.activity import Action, Outcome
@@ -263,7 +264,7 @@ def _clear(library: Library, job: Job, now: float) -> Job | None:
         answer = ClearAnswer(unanswered=True, error=result.message)
     elif result.retry_at is not None:
         answer = ClearAnswer(retry_at=result.retry_at, error=result.message)
-    elif result.error is not None and result.error.code == guided.HISTORY_ENABLED_CODE:
+    elif result.error is not None and result.error.code == codes.FILE_HISTORY_ENABLED:
         answer = ClearAnswer(history_on=True, error=result.message)
     else:
         answer = ClearAnswer(error=result.message)

@@ -41,8 +41,6 @@ class Ending(Enum):
 
 # Steps before the clear is sent: a job may be cancelled in them.
 CANCELLABLE = (Step.READ, Step.SWITCH_OFF, Step.SETTLE, Step.CLEAR)
-# What SMH answers while a switch-off has not taken effect yet.
-HISTORY_ENABLED_CODE = "FileHistoryEnabled"
 # The state a webhook message about a guided clear's restore carries (beside a task's end states).
 HISTORY_ON = "history-on"
 # A failed restore is tried again after this, doubling, at most RESTORE_RETRY_MOST apart.

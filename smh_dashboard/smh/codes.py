@@ -39,6 +39,8 @@ MAX_IDS_PER_CALL = 100
 
 # SMH's error codes that the client acts on.
 INVALID_ACCESS_TOKEN = "InvalidAccessToken"
+# A clear refused while file history is on (also while a switch-off has not taken effect yet).
+FILE_HISTORY_ENABLED = "FileHistoryEnabled"
 # SMH's answers that concern the whole library (or our credentials), not one task id: splitting a
 # batch to find the refused id would only repeat the same refusal.
 LIBRARY_LEVEL_CODES = frozenset(
