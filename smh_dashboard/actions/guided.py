@@ -62,10 +62,7 @@ def start_guided_clear(
     now = clock.now()
     job = history_jobs.start_job(library.id, who, address, restore, now)
     if job is None:
-        message = gettext(
-            "Not started: a guided clear of this library is already under way; "
-            "follow it, or cancel it while its clear has not been sent."
-        )
+        message = _under_way()
         activity.record_activity(
             library.id, who, Action.GUIDED_CLEAR, Outcome.REFUSED, message, now, address=address
         )
@@ -92,14 +89,19 @@ def refuse_while_under_way(library: Library, who: str, address: str | None = Non
     clears by itself); return why, or None when none is."""
     if history_jobs.current_job(library.id) is None:
         return None
-    message = gettext(
-        "Not started: a guided clear of this library is already under way; "
-        "follow it, or cancel it while its clear has not been sent."
-    )
+    message = _under_way()
     activity.record_activity(
         library.id, who, Action.CLEAR, Outcome.REFUSED, message, clock.now(), address=address
     )
     return message
+
+
+def _under_way() -> str:
+    # Said in the reader's language, so a function and not a constant.
+    return gettext(
+        "Not started: a guided clear of this library is already under way; "
+        "follow it, or cancel it while its clear has not been sent."
+    )
 
 
 def job_due(library: Library) -> bool:
