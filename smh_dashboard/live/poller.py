@@ -99,7 +99,8 @@ class _Flight:
 @dataclass(frozen=True)
 class Chore:
     """Work a library's refresh does under its lease besides asking about tasks: a guided
-    clear's steps. `due` is asked before the lease is taken and again under it."""
+    clear's steps. `due` is asked before the lease is taken, to start a refresh the tasks alone
+    would not; `run` does only what is due, so under the lease it is called as it is."""
 
     due: Callable[[Library], bool]
     run: Callable[[Library], None]
@@ -225,8 +226,7 @@ def _refresh_and_chores(library: Library, flight: _Flight) -> Outage | None:
     """Refresh the library's tasks, then run its due chores (a job follows its task's end)."""
     outage = _refresh_locked(library, flight)
     for chore in _chores():
-        if chore.due(library):
-            chore.run(library)
+        chore.run(library)
     return outage
 
 
