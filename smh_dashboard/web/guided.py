@@ -11,7 +11,7 @@ from smh_dashboard.actions import guided, retention
 from smh_dashboard.domain import inputs
 from smh_dashboard.domain import retention as limits
 from smh_dashboard.live import poller
-from smh_dashboard.storage import history_jobs
+from smh_dashboard.storage import database, history_jobs
 from smh_dashboard.web import auth
 from smh_dashboard.web.libraries import after_change, library_or_404, library_page
 
@@ -26,28 +26,21 @@ def _retention_words() -> dict:
 
 @bp.get("/libraries/<library_id>/history-job")
 def history_job(library_id: str) -> ResponseReturnValue:
-    """Render the library's guided clear, for htmx to swap in while it runs."""
-    return _render_history("_guided.html", library_id)
-
-
-@bp.get("/libraries/<library_id>/history-banner")
-def history_banner(library_id: str) -> ResponseReturnValue:
-    """Render the banner saying since when history is off, for htmx to swap in while a job runs."""
-    return _render_history("_history_banner.html", library_id)
-
-
-def _render_history(template: str, library_id: str) -> ResponseReturnValue:
+    """Render the library's guided clear, for htmx to swap in while it runs, with the banner
+    at the top of the page (since when history is off) out of band: one poll for both."""
     library = library_or_404(library_id)
-    # The same refresh pages start: it takes the job's due steps under the library's lease.
-    poller.request_refresh(library)
-    return render_template(
-        template,
-        library=library,
-        guided=history_jobs.history_state(library.id),
-        history=poller.cached_history_settings(library.id),
-        poll_seconds_history=poller.poll_seconds(None),
-        now=clock.now(),
-    )
+    with database.reading():
+        # The same refresh pages start: it takes the job's due steps under the library's lease.
+        poller.request_refresh(library)
+        context = {
+            "library": library,
+            "guided": history_jobs.history_state(library.id),
+            "history": poller.cached_history_settings(library.id),
+            "poll_seconds_history": poller.poll_seconds(None),
+            "now": clock.now(),
+        }
+    section = render_template("_guided.html", **context)
+    return section + render_template("_history_banner.html", oob=True, **context)
 
 
 @bp.post("/libraries/<library_id>/history-job/cancel")
