@@ -66,6 +66,13 @@ def sim(clock):
 
 
 @pytest.fixture
+def history_on(sim, secret):
+    """The simulator with lib1's file history on (as SMH's libraries often have it)."""
+    sim.add_library("lib1", secret, history_enabled=True)
+    return sim
+
+
+@pytest.fixture
 def upstream(sim):
     with sim.serve() as server:
         yield server

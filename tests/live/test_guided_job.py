@@ -23,12 +23,6 @@ def settings(settings):
     return settings | {"SMH_HISTORY_SETTLE_SECONDS": SETTLE, "SMH_HISTORY_SETTLE_TRIES": 3}
 
 
-@pytest.fixture
-def history_on(sim, secret):
-    sim.add_library("lib1", secret, history_enabled=True)
-    return sim
-
-
 def start(app, who="ana", restore=True):
     with app.app_context():
         return guided.start_guided_clear(registry.get_library("lib1"), who, "127.0.0.1", restore)
@@ -43,6 +37,13 @@ def refresh(app):
 def job_of(app):
     with app.app_context():
         return history_jobs.latest_jobs(["lib1"])["lib1"]
+
+
+def assert_cleared_once_and_restored(app, sim):
+    """One clear, one switch-off and one restore: SMH is back on the settings it had."""
+    assert sim.calls["history.clear"] == 1
+    assert sim.calls["history.set"] == 2
+    assert smh_settings(app) == ORIGINAL
 
 
 def smh_settings(app):
@@ -174,9 +175,7 @@ def test_a_crash_after_switching_off_resumes_to_one_clear_and_one_restore(
     refresh(app)
 
     assert job_of(app).outcome == "done"
-    assert history_on.calls["history.clear"] == 1
-    assert history_on.calls["history.set"] == 2
-    assert smh_settings(app) == ORIGINAL
+    assert_cleared_once_and_restored(app, history_on)
 
 
 def test_a_crash_after_the_task_ended_before_the_restore_restores_once(
@@ -203,9 +202,7 @@ def test_a_crash_after_the_task_ended_before_the_restore_restores_once(
 
     job = job_of(app)
     assert (job.step, job.outcome) == ("ended", "done")
-    assert history_on.calls["history.clear"] == 1
-    assert history_on.calls["history.set"] == 2
-    assert smh_settings(app) == ORIGINAL
+    assert_cleared_once_and_restored(app, history_on)
 
 
 def test_a_crash_between_sending_the_clear_and_recording_it_adopts_the_task(
@@ -356,9 +353,7 @@ def test_two_processes_at_once_take_each_step_once(app, make_app, history_on, cl
             thread.join()
 
     assert job_of(app).outcome == "done"
-    assert history_on.calls["history.clear"] == 1
-    assert history_on.calls["history.set"] == 2
-    assert smh_settings(app) == ORIGINAL
+    assert_cleared_once_and_restored(app, history_on)
 
 
 def test_the_webhook_says_when_the_clear_ended_and_when_history_is_on_again(

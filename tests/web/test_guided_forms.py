@@ -29,12 +29,6 @@ def settings(settings):
     return settings | {"SMH_HISTORY_SETTLE_SECONDS": 60}
 
 
-@pytest.fixture
-def history_on(sim, secret):
-    sim.add_library("lib1", secret, history_enabled=True)
-    return sim
-
-
 def shown(response):
     return html.unescape(response.get_data(as_text=True))
 
