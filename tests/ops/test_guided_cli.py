@@ -13,10 +13,13 @@ import pytest
 
 from smh_dashboard import registry
 from smh_dashboard.live import poller
+from smh_dashboard.smh.answers import HistorySettings
 from smh_dashboard.smh.simulator import Simulator
 from smh_dashboard.storage import history_jobs
 
 PROJECT = Path(__file__).resolve().parents[2]
+# lib1's settings in the simulator, which the guided clear keeps and puts back.
+ORIGINAL = HistorySettings(True, 10, 30, 600)
 # Only a bound, so that a stuck process fails the test instead of hanging it.
 PATIENCE = 60
 DAY = 24 * 3600
@@ -69,7 +72,7 @@ def test_keep_history_runs_the_whole_job_and_prints_each_step(runner, app, sim):
     assert lines[-1] == "The guided clear is done."
     assert sim.calls["history.clear"] == 1
     assert sim.calls["history.set"] == 2
-    assert settings_now(app).enabled is True
+    assert settings_now(app) == ORIGINAL
 
 
 def test_keep_history_is_refused_when_read_only(make_app, sim):
@@ -165,7 +168,7 @@ def test_sigkill_after_switching_off_resumes_to_one_clear_and_one_restore(
     assert (job.step, job.outcome) == ("ended", "done")
     assert sim.calls["history.clear"] == 1
     assert sim.calls["history.set"] == 2
-    assert settings_now(app).enabled is True
+    assert settings_now(app) == ORIGINAL
 
 
 # The clear's task runs 30 s of the test's clock, which only the test moves: the command
@@ -187,4 +190,4 @@ def test_sigkill_after_sending_the_clear_resumes_to_one_restore(
     assert (ended.step, ended.outcome, ended.task_id) == ("ended", "done", job.task_id)
     assert sim.calls["history.clear"] == 1
     assert sim.calls["history.set"] == 2
-    assert settings_now(app).enabled is True
+    assert settings_now(app) == ORIGINAL
