@@ -15,7 +15,7 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from smh_dashboard import i18n
-from smh_dashboard.domain import inputs, states
+from smh_dashboard.domain import inputs, retention, states
 from smh_dashboard.i18n import GROUP_SYMBOLS, get_locale, gettext, ngettext
 
 
@@ -31,7 +31,10 @@ def init_app(app: Flask) -> None:
         pretty_json=pretty_json,
     )
     # The vocabularies and limits pages show come from their one home, never copied into markup.
-    app.jinja_env.globals.update(states=states, inputs=inputs)
+    # SMH's retention limits and the one-phrase description of settings, likewise.
+    app.jinja_env.globals.update(
+        states=states, inputs=inputs, limits=retention, describe=retention.describe
+    )
 
 
 def number(value: int | None) -> str:

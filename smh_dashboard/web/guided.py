@@ -18,12 +18,6 @@ from smh_dashboard.web.libraries import after_change, library_or_404, library_pa
 bp = Blueprint("guided", __name__)
 
 
-@bp.app_context_processor
-def _retention_words() -> dict:
-    """Give templates SMH's retention limits and the one-phrase description of settings."""
-    return {"limits": limits, "describe": limits.describe}
-
-
 @bp.get("/libraries/<library_id>/history-job")
 def history_job(library_id: str) -> ResponseReturnValue:
     """Render the library's guided clear, for htmx to swap in while it runs, with the banner
