@@ -9,6 +9,7 @@ sent twice: a clear in flight is settled from the clear guard's row (task or no 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def _switch_off(library: Library, job: Job, now: float) -> Job | None:
     claimed = history_jobs.move_job(job, {"next_at": now + timing().step_lease})
     if claimed is None or kept is None:
         return None
-    off = HistorySettings(False, kept.count, kept.expire_days, kept.merge_interval)
+    off = dataclasses.replace(kept, enabled=False)
     try:
         registry.client_for(library.id).set_history_settings(off)
     except SMHError as error:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from smh_dashboard import clock, registry
 from smh_dashboard.actions import guided
 from smh_dashboard.domain import retention
+from smh_dashboard.domain.guided import restoring
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
@@ -76,9 +77,7 @@ def restore_earlier(library: Library, who: str, address: str | None) -> Change:
         return Change(gettext("Nothing changed: a guided clear of this library is under way."))
     if state.earlier is None:
         return Change(gettext("Nothing changed: no earlier settings of this library are known."))
-    wanted = HistorySettings(
-        True, state.earlier.count, state.earlier.expire_days, state.earlier.merge_interval
-    )
+    wanted = restoring(state.earlier)
     error_text = guided.write_settings(library, wanted)
     if error_text is not None:
         message = gettext("File history was not turned back on: %(said)s.", said=error_text)

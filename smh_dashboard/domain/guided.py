@@ -8,6 +8,7 @@ the steps; storage/history_jobs.py writes each one over the version it read.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -146,7 +147,7 @@ def settings_from(data: dict[str, Any] | None) -> HistorySettings | None:
 
 def restoring(settings: HistorySettings) -> HistorySettings:
     """Return the kept settings as they are written back: history on, the rest as kept."""
-    return HistorySettings(True, settings.count, settings.expire_days, settings.merge_interval)
+    return dataclasses.replace(settings, enabled=True)
 
 
 def after_read(job: Job, settings: HistorySettings, now: float) -> dict[str, Any]:

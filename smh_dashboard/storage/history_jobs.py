@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from smh_dashboard.domain.guided import Job, Step, settings_from
+from smh_dashboard.domain.guided import Job, Step, restoring, settings_data, settings_from
 from smh_dashboard.smh.answers import HistorySettings
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import MAX_ADDRESS_LENGTH, MAX_WHO_LENGTH, clears, kept_history
@@ -189,13 +189,11 @@ def last_clears(library_ids: Iterable[str]) -> dict[str, LastClear]:
 
 def keep_settings(library_id: str, settings: HistorySettings, who: str, now: float) -> None:
     """Keep the settings history had before it was switched off here."""
-    data = {
-        "enableFileHistory": True,
-        "fileHistoryCount": settings.count,
-        "fileHistoryExpireDay": settings.expire_days,
-        "mergeInterval": settings.merge_interval,
+    row = {
+        "settings": settings_data(restoring(settings)),
+        "kept_at": now,
+        "kept_by": who[:MAX_WHO_LENGTH],
     }
-    row = {"settings": data, "kept_at": now, "kept_by": who[:MAX_WHO_LENGTH]}
     statement = (
         database.upsert(kept_history)
         .values(library_id=library_id, **row)
