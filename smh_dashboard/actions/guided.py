@@ -27,6 +27,7 @@ from smh_dashboard.live import poller
 from smh_dashboard.smh import codes
 from smh_dashboard.smh.answers import HistorySettings, SMHError
 from smh_dashboard.storage import activity, database, history_jobs, tasks
+from smh_dashboard.storage import clears as guard
 from smh_dashboard.storage.activity import Action, Outcome
 
 log = logging.getLogger("activity")
@@ -288,7 +289,7 @@ def _clear(library: Library, job: Job, now: float) -> Job | None:
 def _settle_lost_clear(library: Library, job: Job, now: float) -> Job | None:
     """Settle a clear whose sender stopped before writing what came of it."""
     asked_at = job.clear_asked_at or job.created_at
-    claimed, task_id = history_jobs.clear_claim_since(library.id, asked_at)
+    claimed, task_id = guard.clear_claim_since(library.id, asked_at)
     if not claimed:
         # The guard was never taken (or SMH refused and it was let go): nothing was sent.
         return history_jobs.move_job(job, {"step": Step.CLEAR.value, "next_at": now})

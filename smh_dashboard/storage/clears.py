@@ -3,11 +3,15 @@ every process and every restart refuses a second one within SMH's minute."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from smh_dashboard.storage import database
 from smh_dashboard.storage.schema import clears
+from smh_dashboard.storage.schema import tasks as tasks_table
 
 # Who holds a guard moved to the end of a wait SMH named (Retry-After): nobody asked at its time.
 SMH_WAIT = ""
@@ -63,3 +67,54 @@ def release_clear(conn: Connection, library_id: str, claimed_at: float) -> None:
     conn.execute(
         delete(clears).where(clears.c.library_id == library_id, clears.c.claimed_at == claimed_at)
     )
+
+
+@dataclass(frozen=True)
+class LastClear:
+    """The last clear the dashboard let start in a library, and what its task deleted."""
+
+    at: float
+    by: str
+    task_id: int | None
+    delete_count: int | None
+    state: str | None
+
+
+def clear_claim_since(library_id: str, since: float) -> tuple[bool, int | None]:
+    """Tell whether the clear guard was taken at or after `since` (so SMH may have been asked),
+    and the task SMH gave that clear, if it was recorded."""
+    query = select(clears.c.task_id).where(
+        clears.c.library_id == library_id, clears.c.claimed_at >= since
+    )
+    with database.connect() as conn:
+        row = conn.execute(query).first()
+    return (row is not None, row.task_id if row is not None else None)
+
+
+def last_clears(library_ids: Iterable[str]) -> dict[str, LastClear]:
+    """Return the last clear the dashboard let start in each library, with its task's result."""
+    query = (
+        select(
+            clears.c.library_id,
+            clears.c.claimed_at,
+            clears.c.claimed_by,
+            clears.c.task_id,
+            tasks_table.c.delete_count,
+            tasks_table.c.state,
+        )
+        .select_from(
+            clears.outerjoin(
+                tasks_table,
+                (tasks_table.c.library_id == clears.c.library_id)
+                & (tasks_table.c.task_id == clears.c.task_id),
+            )
+        )
+        .where(clears.c.library_id.in_(list(library_ids)))
+    )
+    with database.connect() as conn:
+        return {
+            row.library_id: LastClear(
+                row.claimed_at, row.claimed_by, row.task_id, row.delete_count, row.state
+            )
+            for row in conn.execute(query)
+        }

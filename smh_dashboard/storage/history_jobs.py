@@ -16,9 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from smh_dashboard.domain.guided import Job, Step, restoring, settings_data, settings_from
 from smh_dashboard.smh.answers import HistorySettings
 from smh_dashboard.storage import database
-from smh_dashboard.storage.schema import MAX_ADDRESS_LENGTH, MAX_WHO_LENGTH, clears, kept_history
+from smh_dashboard.storage.schema import MAX_ADDRESS_LENGTH, MAX_WHO_LENGTH, kept_history
 from smh_dashboard.storage.schema import history_jobs as jobs
-from smh_dashboard.storage.schema import tasks as tasks_table
 
 MAX_ERROR_LENGTH = 500
 
@@ -30,17 +29,6 @@ class Kept:
     settings: dict[str, Any]
     kept_at: float
     kept_by: str
-
-
-@dataclass(frozen=True)
-class LastClear:
-    """The last clear the dashboard let start in a library, and what its task deleted."""
-
-    at: float
-    by: str
-    task_id: int | None
-    delete_count: int | None
-    state: str | None
 
 
 def start_job(
@@ -145,46 +133,6 @@ def mark_restored(job: Job, now: float) -> None:
             .where(jobs.c.id == job.id, jobs.c.restored_at.is_(None))
             .values(restored_at=now, version=jobs.c.version + 1)
         )
-
-
-def clear_claim_since(library_id: str, since: float) -> tuple[bool, int | None]:
-    """Tell whether the clear guard was taken at or after `since` (so SMH may have been asked),
-    and the task SMH gave that clear, if it was recorded."""
-    query = select(clears.c.task_id).where(
-        clears.c.library_id == library_id, clears.c.claimed_at >= since
-    )
-    with database.connect() as conn:
-        row = conn.execute(query).first()
-    return (row is not None, row.task_id if row is not None else None)
-
-
-def last_clears(library_ids: Iterable[str]) -> dict[str, LastClear]:
-    """Return the last clear the dashboard let start in each library, with its task's result."""
-    query = (
-        select(
-            clears.c.library_id,
-            clears.c.claimed_at,
-            clears.c.claimed_by,
-            clears.c.task_id,
-            tasks_table.c.delete_count,
-            tasks_table.c.state,
-        )
-        .select_from(
-            clears.outerjoin(
-                tasks_table,
-                (tasks_table.c.library_id == clears.c.library_id)
-                & (tasks_table.c.task_id == clears.c.task_id),
-            )
-        )
-        .where(clears.c.library_id.in_(list(library_ids)))
-    )
-    with database.connect() as conn:
-        return {
-            row.library_id: LastClear(
-                row.claimed_at, row.claimed_by, row.task_id, row.delete_count, row.state
-            )
-            for row in conn.execute(query)
-        }
 
 
 def keep_settings(library_id: str, settings: HistorySettings, who: str, now: float) -> None:

@@ -10,7 +10,7 @@ from smh_dashboard.domain import inputs
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.i18n import gettext
 from smh_dashboard.live import poller
-from smh_dashboard.storage import activity, database, history_jobs, listings, tasks
+from smh_dashboard.storage import activity, clears, database, history_jobs, listings, tasks
 from smh_dashboard.web import auth, live
 from smh_dashboard.web.listing import Listing, PastEnd, summarise, title
 
@@ -70,7 +70,7 @@ def _libraries_context(
         # File history at a glance: SMH's last reading (never waited for), the last clear and
         # the newest guided clear.
         "histories": {i: poller.cached_history_settings(i) for i in ids},
-        "last_clears": history_jobs.last_clears(ids),
+        "last_clears": clears.last_clears(ids),
         "jobs": history_jobs.latest_jobs(ids),
     }
 
