@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from processes import FlaskProcess
 from receiver import Receiver, serve
 from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import make_url
@@ -63,6 +64,22 @@ def sim(clock):
     simulator.add_library("lib1", SECRET)
     simulator.add_library("lib2", OTHER_SECRET)
     return simulator
+
+
+@pytest.fixture
+def flask_processes():
+    """Start `flask` commands in processes of their own (tests/processes.py); whatever the test
+    did, each is killed at its end."""
+    started: list[FlaskProcess] = []
+
+    def start(settings, *argv, **kwargs) -> FlaskProcess:
+        process = FlaskProcess(settings, *argv, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
 
 
 @pytest.fixture

@@ -1,22 +1,13 @@
 """`flask watch` as operators run it: separate processes, stopped by signals, killed, doubled."""
 
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
+from processes import PATIENCE, FlaskProcess, wait_until
 
 from smh_dashboard.storage import outbox, tasks
 
-PROJECT = Path(__file__).resolve().parents[2]
 KEY = "robot-key-5f1e0c7a"
-# How long to wait for something a watcher does within a second or two; only a bound, so that a
-# broken watcher fails the test instead of hanging it.
-PATIENCE = 60
 
 
 @pytest.fixture
@@ -28,79 +19,27 @@ def settings(settings, receiver):
     }
 
 
-class Watcher:
-    """A `flask watch` process whose output is read as it comes."""
-
-    def __init__(self, settings: dict) -> None:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SMH_", "FLASK_"))}
-        environ |= {
-            name: str(value)
-            for name, value in settings.items()
-            if name.isupper() and value is not None
-        }
-        environ |= {
-            "FLASK_APP": "app",
-            "PYTHONUNBUFFERED": "1",
-            "SMH_CACHE_SECONDS": "1",
-            "SMH_WEBHOOK_RETRY_SECONDS": "0.5",
-            "SMH_WEBHOOK_TIMEOUT": "3",
-        }
-        environ.pop("TESTING", None)
-        environ.pop("SMH_REFRESH_IN_BACKGROUND", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "watch"],
-            cwd=PROJECT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        wait_until(lambda: any(line.startswith("Watching") for line in self.lines), self)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        code = self.process.wait(timeout=PATIENCE)
-        self.reader.join(timeout=PATIENCE)
-        return code
-
-
-def wait_until(condition, *watchers: Watcher) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        for watcher in watchers:
-            assert watcher.process.poll() is None, f"the watcher ended:\n{watcher.output}"
-        assert time.monotonic() < deadline, "\n".join(w.output for w in watchers)
-        time.sleep(0.05)
+# What the watcher is run with beyond the test's settings: quick cache windows and retries.
+WATCH_ENV = {
+    "SMH_CACHE_SECONDS": "1",
+    "SMH_WEBHOOK_RETRY_SECONDS": "0.5",
+    "SMH_WEBHOOK_TIMEOUT": "3",
+}
 
 
 @pytest.fixture
-def watchers(settings):
-    started: list[Watcher] = []
+def watchers(settings, flask_processes):
+    """Start a `flask watch` process, once it says it is watching."""
 
-    def start() -> Watcher:
-        watcher = Watcher(settings)
-        started.append(watcher)
+    def start() -> FlaskProcess:
+        # The watcher refreshes in the foreground, as it runs outside the dashboard's requests.
+        watcher = flask_processes(
+            settings, "watch", drop=("SMH_REFRESH_IN_BACKGROUND",), **WATCH_ENV
+        )
+        wait_until(lambda: any(line.startswith("Watching") for line in watcher.lines), watcher)
         return watcher
 
-    yield start
-    for watcher in started:
-        if watcher.process.poll() is None:
-            watcher.process.kill()
-            watcher.process.wait()
-        if watcher.process.stdout:
-            watcher.process.stdout.close()
+    return start
 
 
 def track(app, clock, *task_ids):

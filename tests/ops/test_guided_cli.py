@@ -1,15 +1,10 @@
 """`flask clear-history LIB --keep-history`: the guided clear from a shell, printing each step;
 and killed with SIGKILL mid-way, resumed by whatever refreshes next."""
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
+from processes import FlaskProcess, wait_until
 
 from smh_dashboard import registry
 from smh_dashboard.live import poller
@@ -17,11 +12,8 @@ from smh_dashboard.smh.answers import HistorySettings
 from smh_dashboard.smh.simulator import Simulator
 from smh_dashboard.storage import history_jobs
 
-PROJECT = Path(__file__).resolve().parents[2]
 # lib1's settings in the simulator, which the guided clear keeps and puts back.
 ORIGINAL = HistorySettings(True, 10, 30, 600)
-# Only a bound, so that a stuck process fails the test instead of hanging it.
-PATIENCE = 60
 DAY = 24 * 3600
 
 
@@ -85,64 +77,29 @@ def test_keep_history_is_refused_when_read_only(make_app, sim):
     assert sim.calls["history.set"] == 0
 
 
-class Command:
-    """`flask clear-history lib1 --keep-history --yes` in a process of its own."""
-
-    def __init__(self, settings: dict, **extra: str) -> None:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SMH_", "FLASK_"))}
-        environ |= {
-            name: str(value)
-            for name, value in settings.items()
-            if name.isupper() and value is not None
-        }
-        environ |= {"FLASK_APP": "app", "PYTHONUNBUFFERED": "1", **extra}
-        environ.pop("TESTING", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "clear-history", "lib1", "--keep-history", "--yes"],
-            cwd=PROJECT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=PATIENCE)
-        self.process.stdout.close()
-
-
 @pytest.fixture
-def commands():
-    started = []
+def commands(flask_processes):
+    """Start `flask clear-history lib1 --keep-history --yes` in a process of its own."""
 
-    def start(settings, **extra):
-        command = Command(settings, **extra)
-        started.append(command)
-        return command
+    def start(settings, **extra) -> FlaskProcess:
+        return flask_processes(
+            settings, "clear-history", "lib1", "--keep-history", "--yes", **extra
+        )
 
-    yield start
-    for command in started:
-        if command.process.poll() is None:
-            command.kill()
+    return start
 
 
 def wait_for_step(app, command, step):
-    deadline = time.monotonic() + PATIENCE
-    while True:
+    """Wait until the command's job is at the step; return the job as read then."""
+    seen = []
+
+    def at_step():
         with app.app_context():
-            job = history_jobs.current_job("lib1")
-        if job is not None and job.step == step:
-            return job
-        assert command.process.poll() is None, "".join(command.lines)
-        assert time.monotonic() < deadline, "".join(command.lines)
-        time.sleep(0.05)
+            seen[:] = [history_jobs.current_job("lib1")]
+        return seen[0] is not None and seen[0].step == step
+
+    wait_until(at_step, command)
+    return seen[0]
 
 
 def refresh(app):
