@@ -290,3 +290,7 @@ def test_the_index_says_when_smh_cannot_tell_the_file_history(client, history_on
     glance = shown(client.get("/libraries/lib1/history-glance"))
 
     assert "not readable now" in glance
+    # Within the cache window the index says so itself, without asking the server again.
+    again = shown(client.get("/"))
+    assert "not readable now" in again
+    assert 'hx-get="/libraries/lib1/history-glance"' not in again
