@@ -161,16 +161,7 @@ def _read(library: Library, job: Job, now: float) -> Job | None:
             "not be read (%(said)s).",
             said=str(error),
         )
-        moved = history_jobs.move_job(
-            job,
-            {
-                "step": Step.ENDED.value,
-                "outcome": guided.Ending.FAILED.value,
-                "ended_at": now,
-                "next_at": None,
-                "last_error": str(error),
-            },
-        )
+        moved = history_jobs.move_job(job, guided.after_read_failed(job, str(error), now))
         if moved:
             _note(job, Outcome.REFUSED, message, now, error=error)
         return moved

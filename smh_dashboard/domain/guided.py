@@ -162,6 +162,11 @@ def after_read(job: Job, settings: HistorySettings, now: float) -> dict[str, Any
     }
 
 
+def after_read_failed(job: Job, error: str, now: float) -> dict[str, Any]:
+    """SMH's settings could not be read: nothing was changed, so the job ends, failed."""
+    return {**_give_up(job, Ending.FAILED, now), "last_error": error}
+
+
 def after_switch_off(job: Job, now: float, timing: Timing) -> dict[str, Any]:
     """History is off as far as SMH answered: give it the settle wait before the clear."""
     return {"step": Step.SETTLE.value, "off_at": now, "next_at": now + timing.settle_seconds}

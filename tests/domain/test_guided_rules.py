@@ -63,6 +63,18 @@ def test_reading_keeps_the_settings_or_clears_at_once_when_history_is_off(settin
     assert changes["read_at"] == NOW
 
 
+def test_a_failed_read_ends_the_job_before_anything_changed():
+    changes = guided.after_read_failed(job(), "SMH answered HTTP 503", NOW)
+
+    assert changes == {
+        "step": Step.ENDED.value,
+        "outcome": Ending.FAILED.value,
+        "ended_at": NOW,
+        "next_at": None,
+        "last_error": "SMH answered HTTP 503",
+    }
+
+
 def test_switching_off_waits_the_settle_time_before_the_clear():
     changes = guided.after_switch_off(job(step="switch-off", kept=KEPT), NOW, TIMING)
 
