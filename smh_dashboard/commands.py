@@ -23,6 +23,7 @@ from werkzeug.serving import run_simple
 from smh_dashboard import clock, formats, pruning, registry
 from smh_dashboard.actions import clears, guided, tracking
 from smh_dashboard.domain import inputs
+from smh_dashboard.domain.guided import Ending
 from smh_dashboard.domain.libraries import Library
 from smh_dashboard.domain.tasks import Task
 from smh_dashboard.live import poller
@@ -302,7 +303,7 @@ def _run_guided_clear(library: Library) -> None:
             "Stopped following the guided clear; it goes on from open pages, flask watch or "
             "flask refresh."
         ) from None
-    if job is None or job.outcome != "done":
+    if job is None or job.ending is not Ending.DONE:
         raise click.ClickException(f"The guided clear ended: {job.outcome if job else 'gone'}.")
     click.echo("The guided clear is done.")
 

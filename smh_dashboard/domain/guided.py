@@ -94,6 +94,11 @@ class Job:
         return Step(self.step)
 
     @property
+    def ending(self) -> Ending | None:
+        """Return how the job ended (or, while it restores, will end); None before that."""
+        return Ending(self.outcome) if self.outcome else None
+
+    @property
     def under_way(self) -> bool:
         """Tell whether the job has not ended."""
         return self.ended_at is None

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from jinja2 import Environment
 
 from smh_dashboard import badges
-from smh_dashboard.domain import inputs
+from smh_dashboard.domain import guided, inputs
 from smh_dashboard.web import filters, rows
 
 csrf = CSRFProtect()
@@ -29,6 +29,9 @@ def init_app(app: Flask) -> None:
         last_seen=badges.last_seen,
         BADGES=badges.BADGES,
         FILTERS=filters.FILTERS,
+        # A guided clear's steps and endings, as its section compares them.
+        Step=guided.Step,
+        Ending=guided.Ending,
         url_for=page_url,
         m=Macros(app.jinja_env),
     )
