@@ -98,13 +98,13 @@ def issue_21_rows(
     drawing: Drawing | None,
     rss_mib: float | None,
     failed: dict[str, str],
-    only: frozenset[str] | None = None,
+    only: frozenset[str],
 ) -> list[TargetRow]:
     """Return issue 21's figures beside their targets, or why one could not be measured (or
-    was not: `only` names the scenarios run, None all of them)."""
+    was not: `only` names the scenarios run)."""
 
     def why(scenario: str) -> str:
-        if only is not None and scenario not in only:
+        if scenario not in only:
             return "not run: left out by --only"
         return f"could not run: {failed.get(scenario, 'not measured')}"
 

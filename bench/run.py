@@ -149,12 +149,12 @@ def run(args: argparse.Namespace) -> str:
         workers = servers.find_workers(stack.dashboard.pid)
         boot_rss = sum(servers.read_rss(pid) for pid in workers)
         say("warming: one poll per load library answers its pending tasks")
-        for n in args.tasks if args.only & servers.LOADED else []:
+        for n in servers.load_sizes(args):
             stack.upstream.session.get(
                 f"{stack.base_url}/libraries/load-{n}/rows", timeout=60
             ).raise_for_status()
         # The polls only start the refreshes; the scenarios must not count their queries.
-        load = [stack.libraries[f"load-{n}"] for n in args.tasks if args.only & servers.LOADED]
+        load = [stack.libraries[f"load-{n}"] for n in servers.load_sizes(args)]
         if not servers.wait_checked(stack.database, load, 60):
             raise RuntimeError("the load libraries' first refreshes did not end within 60 s")
         none: tuple[list[scenarios.UpstreamRow], list[scenarios.BrowserRow]] = ([], [])

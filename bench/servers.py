@@ -34,6 +34,11 @@ SCRUBBED = ("DATABASE_URL", "FLASK_SECRET_KEY")
 LOADED = frozenset({"pages", "proxy", "latency", "throughput"})
 
 
+def load_sizes(args: argparse.Namespace) -> list[int]:
+    """Return N of each load-N library to stage: none unless a scenario that polls them runs."""
+    return list(args.tasks) if args.only & LOADED else []
+
+
 @dataclass
 class Library:
     """A media library staged for the benchmark: its tracked tasks and how many keep running."""
@@ -290,7 +295,7 @@ def run_servers(args: argparse.Namespace, workdir: Path) -> Iterator[Stack]:
         wait_ready(f"{sim_url}/_sim/calls", processes[-1], workdir / "simulator.log")
         with open_store(env) as track:
             say("staging tasks upstream and tracking them")
-            staged = [(libraries[f"load-{n}"], n) for n in args.tasks if args.only & LOADED]
+            staged = [(libraries[f"load-{n}"], n) for n in load_sizes(args)]
             staged += [
                 (libraries[i], MEMORY_TASKS_PER_LIBRARY)
                 for i in ids
