@@ -24,7 +24,6 @@ class Change:
     message: str
     done: bool = False
     needs_confirm: bool = False
-    error: SMHError | None = None
 
 
 def change_settings(
@@ -43,7 +42,9 @@ def change_settings(
         if before is None:
             before = registry.client_for(library.id).get_history_settings()
     except SMHError as error:
-        return _refused(library, who, address, now, error)
+        message = gettext("The settings were not changed: %(said)s.", said=str(error))
+        _log(library, who, address, now, Action.HISTORY_SETTINGS, Outcome.REFUSED, message, error)
+        return Change(message)
     if retention.lowers_a_limit(before, wanted) and not confirmed:
         message = gettext(
             "The settings are unchanged: fewer versions or fewer days let SMH delete versions "
@@ -94,23 +95,6 @@ def restore_earlier(library: Library, who: str, address: str | None) -> Change:
     return Change(message, done=True)
 
 
-def _refused(
-    library: Library, who: str, address: str | None, now: float, error: SMHError
-) -> Change:
-    message = gettext("The settings were not changed: %(said)s.", said=str(error))
-    activity.record_activity(
-        library.id,
-        who,
-        Action.HISTORY_SETTINGS,
-        Outcome.REFUSED,
-        message,
-        now,
-        error=error,
-        address=address,
-    )
-    return Change(message, error=error)
-
-
 def _log(
     library: Library,
     who: str,
@@ -119,6 +103,9 @@ def _log(
     action: Action,
     outcome: Outcome,
     message: str,
+    error: SMHError | None = None,
 ) -> None:
-    """Add a settings change (or its refusal) to the library's activity log."""
-    activity.record_activity(library.id, who, action, outcome, message, now, address=address)
+    """Add a settings change (or its refusal, with SMH's error) to the library's activity log."""
+    activity.record_activity(
+        library.id, who, action, outcome, message, now, error=error, address=address
+    )
