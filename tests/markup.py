@@ -1,6 +1,13 @@
-"""Read the dashboard's HTML as a person would: a task's row, its badge, whether it polls."""
+"""Read the dashboard's HTML as a person would: its text, a task's row, its badge, whether it
+polls."""
 
+import html
 import re
+
+
+def shown(response):
+    """Return the text of a page as a person reads it (entities decoded)."""
+    return html.unescape(response.get_data(as_text=True))
 
 
 def row(html, task_id):

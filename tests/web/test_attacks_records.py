@@ -13,6 +13,7 @@ import time
 
 import pytest
 import requests
+from markup import shown
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from test_auth import USERS, as_user
@@ -29,10 +30,6 @@ BURNER = (
     "end = time.monotonic() + float(sys.argv[1])\n"
     "while time.monotonic() < end: pass\n"
 )
-
-
-def shown(response):
-    return html.unescape(response.get_data(as_text=True))
 
 
 def csrf_of(client, path="/libraries/lib1", **kwargs):

@@ -1,17 +1,13 @@
 """Untracking several tasks at once with an undo, and re-checking several at once."""
 
-import html
 import re
 
 import pytest
+from markup import shown
 
 from smh_dashboard.storage import listings, tasks
 
 pytestmark = pytest.mark.backends
-
-
-def shown(response):
-    return html.unescape(response.get_data(as_text=True))
 
 
 def tracked(app):

@@ -1,11 +1,11 @@
 """Starting a history clear from the library page and the CLI, safely, and following it."""
 
-import html
 import re
 import socket
 import threading
 
 import pytest
+from markup import shown
 from werkzeug.security import generate_password_hash
 
 from smh_dashboard import registry
@@ -17,11 +17,6 @@ pytestmark = pytest.mark.backends
 CLEAR = "/libraries/lib1/clear-history"
 SETTINGS = "/libraries/lib1/history-settings"
 DISABLE = "/libraries/lib1/history-settings/disable"
-
-
-def shown(response):
-    """Return the text of a page as a person reads it (entities decoded)."""
-    return html.unescape(response.get_data(as_text=True))
 
 
 def tracked(app):

@@ -1,9 +1,9 @@
 """The guided clear and the retention settings from the library page: forms, refusals, steps."""
 
-import html
 import re
 
 import pytest
+from markup import shown
 
 from smh_dashboard import registry
 from smh_dashboard.storage import activity, history_jobs
@@ -27,10 +27,6 @@ GOOD = {
 @pytest.fixture
 def settings(settings):
     return settings | {"SMH_HISTORY_SETTLE_SECONDS": 60}
-
-
-def shown(response):
-    return html.unescape(response.get_data(as_text=True))
 
 
 def csrf_of(client):

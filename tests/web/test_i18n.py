@@ -10,6 +10,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from markup import shown
 
 from smh_dashboard import formats, i18n
 from smh_dashboard.storage import tasks
@@ -18,11 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
-
-
-def shown(response):
-    """Return the text of a page as a person reads it (entities decoded)."""
-    return html.unescape(response.get_data(as_text=True))
 
 
 def html_lang(response):
